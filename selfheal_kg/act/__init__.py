@@ -1,0 +1,1 @@
+"""Action: executors behind one port, rollback points, verification."""

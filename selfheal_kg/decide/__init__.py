@@ -1,0 +1,1 @@
+"""Decision: playbooks as files, candidates, risk, choice."""

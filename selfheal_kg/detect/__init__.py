@@ -1,0 +1,1 @@
+"""Streaming statistical detectors, vectorised over many series."""

@@ -1,0 +1,1 @@
+"""The rule engine: rule files → JSON Schema → engine-neutral IR → durable-rules."""

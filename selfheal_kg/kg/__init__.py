@@ -1,0 +1,1 @@
+"""The knowledge graph: ontology, SHACL shapes, stores and the files that feed them."""

@@ -1,0 +1,1 @@
+"""Monitoring: OTLP/HTTP intake, the series store, topology discovery, alerts."""

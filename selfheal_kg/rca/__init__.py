@@ -1,0 +1,1 @@
+"""Root cause analysis on the dependency graph."""
