@@ -36,6 +36,8 @@ class Config:
         api_token: bearer token for mutating endpoints (``None``: only loopback callers).
         dry_run: record what healing would do, execute nothing.
         record_path: write received telemetry as OTLP JSON lines here, when set.
+        processes_file: YAML list of local processes the supervisor may restart.
+        group_wait_seconds: how long a new incident gathers symptoms before RCA and decision.
     """
 
     host: str = "127.0.0.1"
@@ -52,6 +54,8 @@ class Config:
     api_token: str | None = None
     dry_run: bool = False
     record_path: Path | None = None
+    processes_file: Path | None = None
+    group_wait_seconds: float = 2.0
 
     def with_overrides(self, **overrides: Any) -> Config:
         """Return a copy with the given non-``None`` fields replaced."""

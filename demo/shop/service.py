@@ -1,0 +1,328 @@
+"""One service of the demo shop, parametrised by its name, port and downstream calls.
+
+Usage::
+
+    python demo/shop/service.py --name checkout --port 8081 \
+        --calls payment=http://127.0.0.1:8082/,inventory=http://127.0.0.1:8083/ \
+        [--db PATH] [--export-interval 1.0] [--instance-id ID]
+
+Endpoints: ``GET /`` does the work (calls every downstream, reads the database),
+``GET /health``, and ``GET|POST /admin/fault`` (loopback only) to inject latency or errors:
+``{"latency_ms": 300, "error_rate": 0.5}``; ``{}`` clears it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import signal
+import sqlite3
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import FrameType
+from typing import Any
+from urllib.parse import urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import NAME, Telemetry, parse_calls, setup_telemetry
+from opentelemetry.propagate import extract, inject
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+log = logging.getLogger("shop")
+CALL_TIMEOUT = 1.0
+MAX_ADMIN_BODY = 4096
+MAX_LATENCY_MS = 60_000
+
+
+class Fault:
+    """The injected fault of this service (latency and error rate), thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.latency_ms = 0.0
+        self.error_rate = 0.0
+
+    def set(self, spec: dict[str, Any]) -> None:
+        """Replace the fault with ``spec``; raise ``ValueError`` naming a bad field."""
+        unknown = set(spec) - {"latency_ms", "error_rate"}
+        if unknown:
+            raise ValueError(f"unknown fields {sorted(unknown)}")
+        latency = _number(spec, "latency_ms", 0.0, MAX_LATENCY_MS)
+        rate = _number(spec, "error_rate", 0.0, 1.0)
+        with self._lock:
+            self.latency_ms, self.error_rate = latency, rate
+
+    def get(self) -> dict[str, float]:
+        """Return the current fault."""
+        with self._lock:
+            return {"latency_ms": self.latency_ms, "error_rate": self.error_rate}
+
+
+def _number(spec: dict[str, Any], key: str, low: float, high: float) -> float:
+    value = spec.get(key, 0)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{key} must be a number")
+    if not low <= value <= high:
+        raise ValueError(f"{key} must be in [{low:g}, {high:g}]")
+    return float(value)
+
+
+class ShopServer(ThreadingHTTPServer):
+    """The HTTP server, carrying the service's configuration and telemetry."""
+
+    daemon_threads = True
+
+    def __init__(self, port: int, args: argparse.Namespace, telemetry: Telemetry) -> None:
+        super().__init__(("127.0.0.1", port), Handler)
+        self.name: str = args.name
+        self.calls: dict[str, str] = args.calls
+        self.db: Path | None = args.db
+        self.telemetry = telemetry
+        self.fault = Fault()
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Route ``/``, ``/health`` and ``/admin/fault``."""
+
+    server: ShopServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Stay quiet: requests are traced, not printed."""
+
+    def do_GET(self) -> None:
+        """Serve the work, the health check or the current fault."""
+        path = urlsplit(self.path).path
+        if path == "/":
+            self._work()
+        elif path == "/health":
+            self._send(200, {"status": "ok", "service": self.server.name})
+        elif path == "/admin/fault" and self._local():
+            self._send(200, self.server.fault.get())
+        else:
+            self._send(404, {"error": "not found"})
+
+    def do_POST(self) -> None:
+        """Set or clear the injected fault (loopback callers only)."""
+        if urlsplit(self.path).path != "/admin/fault":
+            self._send(404, {"error": "not found"})
+            return
+        if not self._local():
+            return
+        try:
+            length = int(self.headers.get("Content-Length", "0"))
+            if not 0 <= length <= MAX_ADMIN_BODY:
+                raise ValueError(f"body must be at most {MAX_ADMIN_BODY} bytes")
+            spec = json.loads(self.rfile.read(length) or b"{}")
+            if not isinstance(spec, dict):
+                raise ValueError("body must be a JSON object")
+            self.server.fault.set(spec)
+        except ValueError as exc:  # json.JSONDecodeError is a ValueError
+            self._send(400, {"error": str(exc)})
+            return
+        log.warning("fault set on %s: %s", self.server.name, self.server.fault.get())
+        self._send(200, self.server.fault.get())
+
+    def _local(self) -> bool:
+        if self.client_address[0] == "127.0.0.1":
+            return True
+        self._send(403, {"error": "admin endpoint is loopback only"})
+        return False
+
+    def _send(self, status: int, payload: dict[str, Any]) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _work(self) -> None:
+        tel = self.server.telemetry
+        start = time.perf_counter()
+        attrs: dict[str, Any] = {"http.request.method": "GET", "url.scheme": "http"}
+        with tel.tracer.start_as_current_span(
+            "GET /",
+            context=extract(_carrier(self.headers.items())),
+            kind=SpanKind.SERVER,
+            attributes={
+                **attrs,
+                "http.route": "/",
+                "url.path": "/",
+                "server.address": "127.0.0.1",
+                "server.port": self.server.server_port,
+            },
+        ) as span:
+            status, error = self._do_work()
+            span.set_attribute("http.response.status_code", status)
+            attrs["http.response.status_code"] = status
+            if error is not None:
+                span.set_status(Status(StatusCode.ERROR, error))
+                span.set_attribute("error.type", str(status))
+                attrs["error.type"] = str(status)
+            self._send(status, {"service": self.server.name, "error": error})
+        tel.server_duration.record(time.perf_counter() - start, {**attrs, "http.route": "/"})
+
+    def _do_work(self) -> tuple[int, str | None]:
+        fault = self.server.fault.get()
+        if fault["latency_ms"]:
+            time.sleep(fault["latency_ms"] / 1000.0)
+        if fault["error_rate"] and random.random() < fault["error_rate"]:
+            log.error("%s: injected error", self.server.name)
+            return 500, "injected error"
+        for peer, url in self.server.calls.items():
+            error = call(self.server.telemetry, peer, url)
+            if error is not None:
+                log.error("%s: call to %s failed: %s", self.server.name, peer, error)
+                return 502, f"{peer}: {error}"
+        if self.server.db is not None:
+            error = read_db(self.server.telemetry, self.server.db)
+            if error is not None:
+                log.error("%s: database read failed: %s", self.server.name, error)
+                return 500, f"db: {error}"
+        return 200, None
+
+
+def _carrier(headers: Any) -> dict[str, str]:
+    """Return the headers with lower-case names (urllib sends ``Traceparent``)."""
+    return {str(k).lower(): str(v) for k, v in headers}
+
+
+def call(tel: Telemetry, peer: str, url: str) -> str | None:
+    """GET ``url`` inside a CLIENT span; return the ``error.type`` on failure, else ``None``."""
+    parts = urlsplit(url)
+    attrs: dict[str, Any] = {
+        "http.request.method": "GET",
+        "server.address": parts.hostname or "",
+        "server.port": parts.port or 80,
+        "service.peer.name": peer,
+    }
+    start = time.perf_counter()
+    with tel.tracer.start_as_current_span(
+        "GET", kind=SpanKind.CLIENT, attributes={**attrs, "url.full": url}
+    ) as span:
+        headers: dict[str, str] = {}
+        inject(headers)
+        status, error = _fetch(url, headers)
+        if status is not None:
+            span.set_attribute("http.response.status_code", status)
+            attrs["http.response.status_code"] = status
+        if error is not None:
+            span.set_status(Status(StatusCode.ERROR, error))
+            span.set_attribute("error.type", error)
+            attrs["error.type"] = error
+    tel.client_duration.record(time.perf_counter() - start, attrs)
+    return error
+
+
+def _fetch(url: str, headers: dict[str, str]) -> tuple[int | None, str | None]:
+    """Return (status code or None, error.type or None) of one GET."""
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=CALL_TIMEOUT) as resp:
+            resp.read()
+            return int(resp.status), None
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        return exc.code, str(exc.code)
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        return None, "timeout" if isinstance(reason, TimeoutError) else type(reason).__name__
+    except TimeoutError:
+        return None, "timeout"
+    except OSError as exc:
+        return None, type(exc).__name__
+
+
+def read_db(tel: Telemetry, path: Path) -> str | None:
+    """Read the stock from SQLite inside a CLIENT span; return the ``error.type`` on failure."""
+    attrs: dict[str, Any] = {
+        "db.system.name": "sqlite",
+        "db.namespace": path.stem,
+        "db.operation.name": "SELECT",
+        "db.collection.name": "items",
+    }
+    start = time.perf_counter()
+    with tel.tracer.start_as_current_span(
+        "SELECT items",
+        kind=SpanKind.CLIENT,
+        attributes={**attrs, "service.peer.name": path.stem, "db.query.text": "SELECT ..."},
+    ) as span:
+        error = None
+        try:
+            # Read-only URI: a missing database file is an error, not a new empty database.
+            uri = path.resolve().as_uri() + "?mode=ro"
+            with sqlite3.connect(uri, uri=True, timeout=CALL_TIMEOUT) as conn:
+                conn.execute("SELECT sku, stock FROM items ORDER BY sku").fetchall()
+            conn.close()
+        except sqlite3.Error as exc:
+            error = type(exc).__name__
+            span.set_status(Status(StatusCode.ERROR, str(exc)))
+            span.set_attribute("error.type", error)
+            attrs["error.type"] = error
+    tel.db_duration.record(time.perf_counter() - start, attrs)
+    return error
+
+
+def init_db(path: Path) -> None:
+    """Create the inventory database with a few items, unless it exists."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS items (sku TEXT PRIMARY KEY, stock INTEGER)")
+        rows = [(f"sku-{i}", 10 * i) for i in range(1, 6)]
+        conn.executemany("INSERT OR IGNORE INTO items VALUES (?, ?)", rows)
+    conn.close()
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Parse and check the command line."""
+    parser = argparse.ArgumentParser(description="One demo shop service.")
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--calls", type=parse_calls, default={})
+    parser.add_argument("--db", type=Path)
+    parser.add_argument("--export-interval", type=float, default=1.0)
+    parser.add_argument("--instance-id")
+    args = parser.parse_args(argv)
+    if not NAME.fullmatch(args.name):
+        parser.error(f"--name {args.name!r} must match {NAME.pattern}")
+    if not 0 < args.port < 65536:
+        parser.error("--port must be in 1..65535")
+    if not 0.05 <= args.export_interval <= 3600:
+        parser.error("--export-interval must be in [0.05, 3600] seconds")
+    return args
+
+
+def main(argv: list[str]) -> int:
+    """Run the service until SIGTERM or SIGINT, then flush telemetry."""
+    args = parse_args(argv)
+    instance = args.instance_id or f"{args.name}-{uuid.uuid4().hex[:8]}"
+    telemetry = setup_telemetry(args.name, instance, args.export_interval)
+    if args.db is not None:
+        init_db(args.db)
+    server = ShopServer(args.port, args, telemetry)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        # shutdown() blocks until serve_forever returns: call it off the main thread.
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.info("%s (%s) listening on 127.0.0.1:%d", args.name, instance, args.port)
+    server.serve_forever(poll_interval=0.2)
+    server.server_close()
+    log.info("%s stopping", args.name)
+    telemetry.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

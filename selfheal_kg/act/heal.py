@@ -1,0 +1,145 @@
+"""Carry out a playbook's steps with a rollback point before each, and roll back on failure.
+
+Steps run in order. Before a step that changes state, the executor snapshots exactly what it
+will change; if a step fails (after its retries), the steps already done are restored in
+reverse order from their rollback points. In dry-run mode nothing is executed: each step is
+recorded with what it would have done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from selfheal_kg.act.executor import Executor
+from selfheal_kg.clock import Clock
+from selfheal_kg.errors import ActionError
+from selfheal_kg.model import FactValue, StepResult
+
+
+class StepLike(Protocol):
+    """A playbook step."""
+
+    @property
+    def action(self) -> str: ...
+    @property
+    def params(self) -> Mapping[str, FactValue]: ...
+    @property
+    def retries(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """The steps carried out, and whether all succeeded (rollback steps excluded)."""
+
+    ok: bool
+    steps: tuple[StepResult, ...]
+    rolled_back: tuple[StepResult, ...]
+
+
+OnStep = Callable[[StepResult, str], None]
+
+
+class Healer:
+    """Runs steps through the executor registry."""
+
+    def __init__(self, executors: Mapping[str, Executor], clock: Clock) -> None:
+        self._executors = executors
+        self._clock = clock
+
+    def run(
+        self, steps: Sequence[StepLike], target: str, on_step: OnStep, *, dry_run: bool = False
+    ) -> RunResult:
+        """Run ``steps`` on ``target``; on a failure restore the done steps in reverse order."""
+        done: list[StepResult] = []
+        for i, st in enumerate(steps, start=1):
+            result = self._one(i, st, target, dry_run)
+            on_step(result, "repair")
+            done.append(result)
+            if not result.ok:
+                rolled = self.rollback(done, target, on_step)
+                return RunResult(ok=False, steps=tuple(done), rolled_back=tuple(rolled))
+        return RunResult(ok=True, steps=tuple(done), rolled_back=())
+
+    def rollback(
+        self, done: Sequence[StepResult], target: str, on_step: OnStep
+    ) -> list[StepResult]:
+        """Restore each done step's rollback point, newest first."""
+        out: list[StepResult] = []
+        for res in reversed(done):
+            if res.rollback_point is None or res.dry_run:
+                continue
+            ex = self._executors.get(res.action)
+            started = self._clock.now()
+            if ex is None:
+                continue
+            try:
+                report = ex.restore(target, res.rollback_point)
+                ok, detail = report.ok, report.detail
+            except ActionError as exc:
+                ok, detail = False, str(exc)
+            rb = StepResult(
+                step=res.step,
+                action=f"restore:{res.action}",
+                target=target,
+                params=dict(res.rollback_point),
+                started=started,
+                ended=self._clock.now(),
+                ok=ok,
+                detail=detail,
+            )
+            on_step(rb, "rollback")
+            out.append(rb)
+        return out
+
+    def _one(self, index: int, st: StepLike, target: str, dry_run: bool) -> StepResult:
+        started = self._clock.now()
+        params = dict(st.params)
+        ex = self._executors.get(st.action)
+        if ex is None:
+            return self._result(index, st, target, started, False, "no executor for action")
+        if dry_run:
+            return self._result(
+                index, st, target, started, True, f"dry run: would {st.action} {target}", dry=True
+            )
+        try:
+            point = ex.snapshot(st.action, target, params)
+        except ActionError as exc:
+            return self._result(index, st, target, started, False, f"snapshot failed: {exc}")
+        detail = ""
+        for _attempt in range(max(0, st.retries) + 1):
+            try:
+                report = ex.execute(st.action, target, params)
+            except ActionError as exc:
+                detail = str(exc)
+                continue
+            if report.ok:
+                return self._result(index, st, target, started, True, report.detail, point=point)
+            detail = report.detail
+        return self._result(index, st, target, started, False, detail, point=point)
+
+    def _result(
+        self,
+        index: int,
+        st: StepLike,
+        target: str,
+        started: float,
+        ok: bool,
+        detail: str,
+        *,
+        dry: bool = False,
+        point: Mapping[str, FactValue] | None = None,
+    ) -> StepResult:
+        return StepResult(
+            step=index,
+            action=st.action,
+            target=target,
+            params=dict(st.params),
+            started=started,
+            ended=self._clock.now(),
+            ok=ok,
+            detail=detail,
+            dry_run=dry,
+            rollback_point=point,
+        )

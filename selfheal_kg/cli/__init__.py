@@ -1,0 +1,1 @@
+"""The ``selfheal`` command line: one module per subcommand, composed in ``main``."""

@@ -1,0 +1,133 @@
+"""Choose the repair with the best expected utility at acceptable risk.
+
+For each playbook the knowledge graph links to the diagnosed pattern:
+
+* ``p_success`` — the mean of a Beta posterior: the prior comes from the declared risk
+  (low → Beta(9, 1), medium → Beta(7, 3), high → Beta(5, 5)) and is updated with the recorded
+  successes and failures of this playbook for this pattern;
+* ``blast_radius`` — how many nodes depend on the target, transitively (callers of callers);
+* ``utility = p_success − 0.1 · cost − 0.05 · blast_radius · risk_weight``.
+
+Playbooks whose target types exclude the target are kept in the record as not applicable, so
+the explanation shows every candidate. Risk ``high`` or ``requires_approval`` needs approval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import networkx as nx
+
+from selfheal_kg.model import Candidate, Decision
+
+PRIORS: dict[str, tuple[float, float]] = {"low": (9.0, 1.0), "medium": (7.0, 3.0), "high": (5.0, 5.0)}
+RISK_WEIGHT: dict[str, float] = {"low": 0.2, "medium": 0.6, "high": 1.0}
+COST_WEIGHT = 0.1
+BLAST_WEIGHT = 0.05
+
+
+class PlaybookLike(Protocol):
+    """What the decision needs of a playbook."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def handles(self) -> tuple[str, ...]: ...
+    @property
+    def risk(self) -> str: ...
+    @property
+    def cost(self) -> float: ...
+    @property
+    def requires_approval(self) -> bool: ...
+    @property
+    def target_types(self) -> tuple[str, ...]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """Recorded outcomes of one playbook for one pattern."""
+
+    successes: int = 0
+    failures: int = 0
+
+
+def blast_radius(topology: nx.DiGraph, target: str) -> int:
+    """Return the number of nodes that depend on ``target`` (edges point caller → callee)."""
+    if target not in topology:
+        return 0
+    return len(nx.ancestors(topology, target))
+
+
+def p_success(risk: str, history: History) -> float:
+    """Return the posterior mean probability that the playbook succeeds."""
+    a, b = PRIORS.get(risk, PRIORS["high"])
+    return (a + history.successes) / (a + b + history.successes + history.failures)
+
+
+def evaluate(
+    pb: PlaybookLike,
+    target: str,
+    target_type: str,
+    topology: nx.DiGraph,
+    history: History,
+) -> Candidate:
+    """Return the candidate's numbers for repairing ``target`` with ``pb``."""
+    applicable = not pb.target_types or target_type in pb.target_types
+    radius = blast_radius(topology, target)
+    p = p_success(pb.risk, history)
+    utility = (
+        p - COST_WEIGHT * pb.cost - BLAST_WEIGHT * radius * RISK_WEIGHT.get(pb.risk, 1.0)
+    )
+    reason = (
+        f"p_success={p:.2f} (prior {pb.risk}, {history.successes} ok / {history.failures} failed)"
+        f", blast_radius={radius}, cost={pb.cost:g}"
+    )
+    if not applicable:
+        reason = f"not applicable: target type {target_type!r} not in {list(pb.target_types)}"
+    return Candidate(
+        playbook=pb.id,
+        target=target,
+        utility=round(utility, 6),
+        p_success=round(p, 6),
+        risk=pb.risk,
+        blast_radius=radius,
+        cost=pb.cost,
+        applicable=applicable,
+        reason=reason,
+    )
+
+
+def choose(
+    incident: str,
+    pattern: str,
+    target: str,
+    target_type: str,
+    playbooks: Sequence[PlaybookLike],
+    topology: nx.DiGraph,
+    history: Mapping[tuple[str, str], History],
+) -> Decision:
+    """Rank the playbooks for ``pattern`` on ``target`` and pick the best applicable one."""
+    cands = [
+        evaluate(pb, target, target_type, topology, history.get((pb.id, pattern), History()))
+        for pb in playbooks
+        if pattern in pb.handles
+    ]
+    cands.sort(key=lambda c: (not c.applicable, -c.utility, c.playbook))
+    usable = [c for c in cands if c.applicable]
+    if not usable:
+        why = f"no applicable playbook for pattern {pattern} on {target}: escalate to a human"
+        return Decision(incident=incident, chosen=None, candidates=tuple(cands), why=why)
+    best = usable[0]
+    by_id = {pb.id: pb for pb in playbooks}
+    pb = by_id[best.playbook]
+    approval = pb.requires_approval or pb.risk == "high"
+    others = ", ".join(f"{c.playbook}={c.utility:.3f}" for c in cands[1:]) or "none"
+    why = (
+        f"{best.playbook} has the highest expected utility {best.utility:.3f} for {pattern} on "
+        f"{target} ({best.reason}); alternatives: {others}"
+    )
+    return Decision(
+        incident=incident, chosen=best, candidates=tuple(cands), why=why, needs_approval=approval
+    )

@@ -1,0 +1,1 @@
+"""The demo shop: five instrumented services as real OS processes, load, and faults."""

@@ -1,0 +1,137 @@
+"""Named, reversible faults for the demo shop, in one explicit registry.
+
+``crash`` SIGKILLs a service (revert: start it again); ``latency`` and ``errors`` go through
+the service's loopback-only ``/admin/fault`` endpoint (revert: put back the fault it had).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from selfheal_kg.demo.shop import Shop
+from selfheal_kg.errors import ActionError, NotFound, UnsafeParameter
+from selfheal_kg.model import FactValue
+
+FaultState = dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Injected:
+    """A fault in place: what was done to which service, and what to put back."""
+
+    fault: str
+    target: str
+    params: Mapping[str, FactValue] = field(default_factory=dict)
+    before: Mapping[str, float] = field(default_factory=dict)
+
+
+class Fault(Protocol):
+    """One kind of fault."""
+
+    def inject(self, shop: Shop, target: str, params: Mapping[str, FactValue]) -> Injected:
+        """Put the fault in place on ``target``."""
+        ...
+
+    def revert(self, shop: Shop, injected: Injected) -> None:
+        """Undo ``injected``."""
+        ...
+
+
+class Crash:
+    """SIGKILL the service's process; revert by starting it again."""
+
+    def inject(self, shop: Shop, target: str, params: Mapping[str, FactValue]) -> Injected:
+        """Kill ``target`` at once (no flush of its telemetry)."""
+        shop.supervisor.kill(target)
+        return Injected("crash", target, dict(params))
+
+    def revert(self, shop: Shop, injected: Injected) -> None:
+        """Start the service again and wait for its health check."""
+        shop.supervisor.start(injected.target)
+        if not shop.supervisor.wait_healthy(injected.target, shop.health_timeout):
+            raise ActionError("revert crash", injected.target, "not healthy after restart")
+
+
+@dataclass(frozen=True, slots=True)
+class AdminFault:
+    """Set one field of the service's ``/admin/fault`` state; revert restores the old state."""
+
+    name: str
+    key: str
+    default: float
+    high: float
+
+    def inject(self, shop: Shop, target: str, params: Mapping[str, FactValue]) -> Injected:
+        """Set ``key`` on ``target`` (``params[key]``, else the default), keep the rest."""
+        value = params.get(self.key, self.default)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise UnsafeParameter(self.name, target, f"{self.key} must be a number")
+        if not 0 <= value <= self.high:
+            raise UnsafeParameter(self.name, target, f"{self.key} must be in [0, {self.high:g}]")
+        before = admin_fault(shop, target)
+        admin_fault(shop, target, {**before, self.key: float(value)})
+        return Injected(self.name, target, {self.key: float(value)}, before)
+
+    def revert(self, shop: Shop, injected: Injected) -> None:
+        """Put back the fault state seen before the injection."""
+        admin_fault(shop, injected.target, dict(injected.before))
+
+
+FAULTS: dict[str, Fault] = {
+    "crash": Crash(),
+    "latency": AdminFault("latency", "latency_ms", 500.0, 60_000.0),
+    "errors": AdminFault("errors", "error_rate", 0.5, 1.0),
+}
+
+
+def inject(
+    shop: Shop, name: str, target: str, params: Mapping[str, FactValue] | None = None
+) -> Injected:
+    """Inject fault ``name`` into service ``target``.
+
+    Raises:
+        NotFound: unknown fault or service.
+        UnsafeParameter: a parameter out of range.
+        ActionError: the service refused or could not be reached.
+    """
+    fault = _fault(name)
+    if target not in shop.services():
+        raise NotFound(f"no shop service named {target!r}; known: {sorted(shop.services())}")
+    return fault.inject(shop, target, params or {})
+
+
+def revert(shop: Shop, injected: Injected) -> None:
+    """Undo an injected fault."""
+    _fault(injected.fault).revert(shop, injected)
+
+
+def _fault(name: str) -> Fault:
+    try:
+        return FAULTS[name]
+    except KeyError:
+        raise NotFound(f"no fault named {name!r}; known: {sorted(FAULTS)}") from None
+
+
+def admin_fault(shop: Shop, target: str, state: FaultState | None = None) -> FaultState:
+    """Read (``state`` None) or replace the fault state of ``target``; return the new state."""
+    url = shop.url(target) + "admin/fault"
+    data = None if state is None else json.dumps(state).encode()
+    request = urllib.request.Request(  # noqa: S310 (a shop URL built from our own port table)
+        url, data=data, method="GET" if data is None else "POST"
+    )
+    request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=2.0) as resp:  # noqa: S310
+            answer = json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")
+        exc.close()
+        raise ActionError("fault", target, f"HTTP {exc.code}: {detail}") from exc
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise ActionError("fault", target, f"admin endpoint unreachable: {exc}") from exc
+    return {str(k): float(v) for k, v in answer.items()}

@@ -1,0 +1,326 @@
+"""Start and stop the demo shop: one OS process per service, under a ProcessSupervisor.
+
+The shop is declared in ``demo/shop/shop.json`` (services and their downstream calls); its
+topology, without ports, in ``demo/topology.ttl``. Each service runs
+``python demo/shop/service.py`` on a free loopback port and exports OTLP/HTTP to the given
+endpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from selfheal_kg.act.process import ProcessSpec, ProcessSupervisor
+from selfheal_kg.clock import Clock, SystemClock
+from selfheal_kg.errors import ActionError, FileLoadError
+from selfheal_kg.paths import shipped
+
+_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
+_CRITICALITY = frozenset({"low", "medium", "high", "critical"})
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceDecl:
+    """One declared service: its downstream services and, optionally, its database."""
+
+    name: str
+    calls: tuple[str, ...]
+    database: str | None
+    criticality: str
+
+
+@dataclass(frozen=True, slots=True)
+class ShopDecl:
+    """The shop's declaration: the services, and which one takes the user traffic."""
+
+    namespace: str
+    environment: str
+    entry: str
+    services: tuple[ServiceDecl, ...]
+
+    def service(self, name: str) -> ServiceDecl:
+        """Return the declared service ``name``; raise ``KeyError`` when unknown."""
+        for decl in self.services:
+            if decl.name == name:
+                return decl
+        raise KeyError(name)
+
+
+def load_declaration(path: Path) -> ShopDecl:
+    """Read and check ``shop.json``; raise ``FileLoadError`` naming what is wrong."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        decl = _parse_declaration(raw)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise FileLoadError(str(path), f"invalid shop declaration: {exc}") from exc
+    names = [s.name for s in decl.services]
+    if len(set(names)) != len(names):
+        raise FileLoadError(str(path), "service names are not unique")
+    for service in decl.services:
+        unknown = set(service.calls) - set(names)
+        if unknown:
+            raise FileLoadError(str(path), f"calls unknown {sorted(unknown)}", item=service.name)
+    if decl.entry not in names:
+        raise FileLoadError(str(path), f"entry {decl.entry!r} is not a declared service")
+    return decl
+
+
+def _parse_declaration(raw: Any) -> ShopDecl:
+    services = tuple(_parse_service(item) for item in raw["services"])
+    return ShopDecl(str(raw["namespace"]), str(raw["environment"]), str(raw["entry"]), services)
+
+
+def _parse_service(item: Any) -> ServiceDecl:
+    name = item["name"]
+    calls = tuple(item.get("calls", ()))
+    database = item.get("database")
+    criticality = item.get("criticality", "medium")
+    for value in (name, *calls, *([database] if database is not None else [])):
+        if not isinstance(value, str) or not _NAME.fullmatch(value):
+            raise ValueError(f"name {value!r} must match {_NAME.pattern}")
+    if criticality not in _CRITICALITY:
+        raise ValueError(f"{name}: criticality {criticality!r} not in {sorted(_CRITICALITY)}")
+    return ServiceDecl(name, calls, database, criticality)
+
+
+def free_port() -> int:
+    """Return a loopback TCP port that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True, slots=True)
+class LoadStats:
+    """Counts of a load run: requests sent, answered 2xx, failed, and skipped (all busy)."""
+
+    sent: int
+    ok: int
+    failed: int
+    skipped: int
+
+
+class LoadGenerator:
+    """Open-loop load: ``rate`` GET requests per second on ``url``, from a thread pool.
+
+    A tick finding every worker busy is skipped (and counted), so a slow shop gets less
+    load rather than an ever-growing queue.
+    """
+
+    def __init__(
+        self, url: str, rate: float = 20.0, workers: int = 16, timeout: float = 2.0
+    ) -> None:
+        if not 0 < rate <= 10_000:
+            raise ValueError(f"rate must be in (0, 10000] requests/s, got {rate}")
+        self.url, self.rate, self._timeout = url, rate, timeout
+        self._slots = threading.BoundedSemaphore(workers)
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="loadgen")
+        self._stop = threading.Event()
+        self._pacer = threading.Thread(target=self._pace, name="loadgen-pacer", daemon=True)
+        self._lock = threading.Lock()
+        self._counts = {"sent": 0, "ok": 0, "failed": 0, "skipped": 0}
+
+    def start(self) -> None:
+        """Start sending."""
+        self._pacer.start()
+
+    def stop(self) -> LoadStats:
+        """Stop sending, wait for requests in flight, and return the counts."""
+        self._stop.set()
+        if self._pacer.is_alive():
+            self._pacer.join()
+        self._pool.shutdown(wait=True)
+        return self.stats()
+
+    def stats(self) -> LoadStats:
+        """Return the counts so far."""
+        with self._lock:
+            return LoadStats(**self._counts)
+
+    def _count(self, key: str) -> None:
+        with self._lock:
+            self._counts[key] += 1
+
+    def _pace(self) -> None:
+        # Real load on real processes: paced on the monotonic clock.
+        period = 1.0 / self.rate
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            if self._slots.acquire(blocking=False):
+                self._count("sent")
+                self._pool.submit(self._one)
+            else:
+                self._count("skipped")
+            next_at += period
+            self._stop.wait(max(0.0, next_at - time.monotonic()))
+
+    def _one(self) -> None:
+        try:
+            self._count("ok" if http_get(self.url, self._timeout) else "failed")
+        finally:
+            self._slots.release()
+
+
+def http_get(url: str, timeout: float) -> bool:
+    """GET ``url`` and return whether it answered 2xx."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (our own URL)
+            resp.read()
+            return 200 <= int(resp.status) < 300
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        return False
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+class Shop:
+    """The demo shop as real OS processes; a context manager that always cleans up.
+
+    Args:
+        otlp_endpoint: base URL of an OTLP/HTTP receiver, e.g. ``http://127.0.0.1:4318``.
+        workdir: where the database file and the process logs go.
+        export_interval: seconds between metric exports of every service.
+        python: the interpreter that runs ``service.py`` (needs the OpenTelemetry SDK).
+        clock: stamps process start times; the wall clock by default.
+        health_timeout: seconds to wait for every ``/health`` on ``start()``.
+    """
+
+    def __init__(
+        self,
+        otlp_endpoint: str,
+        workdir: Path,
+        export_interval: float = 1.0,
+        python: str = sys.executable,
+        *,
+        clock: Clock | None = None,
+        health_timeout: float = 20.0,
+    ) -> None:
+        self._demo = shipped("demo")
+        self.declaration = load_declaration(self._demo / "shop" / "shop.json")
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.health_timeout = health_timeout
+        self.supervisor = ProcessSupervisor(clock or SystemClock(), self.workdir / "logs")
+        self._ports = _distinct_ports([s.name for s in self.declaration.services])
+        self._load: LoadGenerator | None = None
+        env = _otel_env(otlp_endpoint.rstrip("/"))
+        for service in self.declaration.services:
+            self.supervisor.add(self._spec(service, python, export_interval, env))
+
+    def _spec(
+        self, service: ServiceDecl, python: str, interval: float, env: dict[str, str]
+    ) -> ProcessSpec:
+        calls = ",".join(f"{peer}={self.url(peer)}" for peer in service.calls)
+        argv = [python, str(self._demo / "shop" / "service.py"), "--name", service.name]
+        argv += ["--port", str(self._ports[service.name]), "--export-interval", str(interval)]
+        if calls:
+            argv += ["--calls", calls]
+        if service.database is not None:
+            argv += ["--db", str(self.workdir / f"{service.database}.sqlite")]
+        return ProcessSpec(
+            service.name, tuple(argv), env, self.workdir, self.url(service.name) + "health"
+        )
+
+    def url(self, name: str) -> str:
+        """Return the base URL (with a trailing slash) of service ``name``."""
+        return f"http://127.0.0.1:{self._ports[name]}/"
+
+    def services(self) -> dict[str, str]:
+        """Return ``{service name: base URL}``."""
+        return {name: self.url(name) for name in self._ports}
+
+    def entry_url(self) -> str:
+        """Return the URL user traffic goes to (the gateway)."""
+        return self.url(self.declaration.entry)
+
+    def topology_file(self) -> Path:
+        """Return the declared topology in Turtle (independent of ports)."""
+        return self._demo / "topology.ttl"
+
+    def start(self) -> None:
+        """Start every service and wait for each ``/health``; clean up and raise on failure.
+
+        Raises:
+            ActionError: a service did not answer its health check within the timeout.
+        """
+        try:
+            for name in reversed(self.supervisor.names()):
+                self.supervisor.start(name)
+            deadline = time.monotonic() + self.health_timeout
+            for name in self.supervisor.names():
+                left = max(0.1, deadline - time.monotonic())
+                if not self.supervisor.wait_healthy(name, left):
+                    tail = _tail(self.supervisor.log_path(name))
+                    raise ActionError("start", name, f"not healthy; log ends: {tail}")
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop the load and every service (SIGTERM, so telemetry is flushed); idempotent."""
+        self.stop_load()
+        self.supervisor.stop_all()
+
+    def start_load(self, rate: float = 20.0) -> LoadGenerator:
+        """Start (or replace) steady load of ``rate`` requests/s on the gateway."""
+        self.stop_load()
+        self._load = LoadGenerator(self.entry_url(), rate)
+        self._load.start()
+        return self._load
+
+    def stop_load(self) -> LoadStats | None:
+        """Stop the load, if any, and return its counts."""
+        load, self._load = self._load, None
+        return load.stop() if load is not None else None
+
+    def __enter__(self) -> Shop:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _distinct_ports(names: list[str]) -> dict[str, int]:
+    """Give each name its own free port (the kernel may hand out a just-closed one twice)."""
+    ports: dict[str, int] = {}
+    for name in names:
+        port = free_port()
+        while port in ports.values():
+            port = free_port()
+        ports[name] = port
+    return ports
+
+
+def _otel_env(endpoint: str) -> dict[str, str]:
+    """Point every signal at ``endpoint``, overriding per-signal variables of the caller."""
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "PYTHONUNBUFFERED": "1"}
+    for signal in ("traces", "metrics", "logs"):
+        env[f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT"] = f"{endpoint}/v1/{signal}"
+    env["OTEL_SDK_DISABLED"] = "false"
+    return env
+
+
+def _tail(path: Path, chars: int = 400) -> str:
+    try:
+        return path.read_text(errors="replace")[-chars:].strip() or "(empty)"
+    except OSError:
+        return "(no log)"

@@ -1,0 +1,224 @@
+"""The demo: a real shop breaks and heals itself in front of the user, explained step by step.
+
+``run_show`` starts selfheal (a real uvicorn on a loopback port), the shop (real OS processes
+exporting OTLP/HTTP with the OpenTelemetry SDK) and load; injects each fault; prints every
+pipeline stage as it happens; ends with a summary table and the SPARQL query that reproduces
+it; and stops everything it started, also on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from api.main import create_app
+from api.server import ServerThread
+from selfheal_kg.act.registry import by_action
+from selfheal_kg.config import Config
+from selfheal_kg.demo import faults
+from selfheal_kg.demo.shop import Shop, free_port
+from selfheal_kg.incident import Incident
+from selfheal_kg.model import Decision, Diagnosis, Outcome, RootCause, Signal, StepResult
+from selfheal_kg.monitor.liveness import HealthChange
+from selfheal_kg.runtime import Runtime
+
+# fault name → (target service, the root cause RCA must find)
+SCENARIOS: dict[str, tuple[str, str]] = {"crash": ("inventory", "inventory")}
+
+SUMMARY_QUERY = """PREFIX shk: <https://w3id.org/selfheal-kg/ontology#>
+SELECT ?incident ?status ?root ?playbook ?success ?timeToDetect ?timeToRecover WHERE {
+  ?i a shk:Incident ; shk:incidentId ?incident ; shk:status ?status .
+  OPTIONAL { ?i shk:hasRootCause ?rc . ?rc shk:rank 1 ; rdfs:label ?root }
+  OPTIONAL { ?i shk:hasDecision/shk:chosePlaybook ?playbook }
+  OPTIONAL { ?i shk:hasOutcome ?o . ?o shk:success ?success .
+             OPTIONAL { ?o shk:timeToDetect ?timeToDetect }
+             OPTIONAL { ?o shk:timeToRecover ?timeToRecover } }
+} ORDER BY ?incident"""
+
+
+@dataclass
+class FaultRun:
+    """What happened to one injected fault."""
+
+    fault: str
+    target: str
+    expected_root: str
+    injected_at: float
+    detected_at: float | None = None
+    diagnosed_at: float | None = None
+    root: str | None = None
+    playbook: str | None = None
+    healed_at: float | None = None
+    rolled_back: bool = False
+    outcome: Outcome | None = None
+    incident: str | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def after(self, t: float | None) -> str:
+        """Seconds since injection, for the table."""
+        return "-" if t is None else f"{t - self.injected_at:.1f} s"
+
+
+class Narrator:
+    """Prints pipeline events and fills the current ``FaultRun``."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.run: FaultRun | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, kind: str, payload: dict[str, object]) -> None:
+        with self._lock:
+            run = self.run
+            t0 = run.injected_at if run else time.time()
+            stamp = f"[dim]+{time.time() - t0:5.1f}s[/dim]"
+            line = self._describe(kind, payload, run)
+            if line:
+                self.console.print(f"{stamp} {line}")
+
+    def _describe(self, kind: str, p: dict[str, object], run: FaultRun | None) -> str | None:
+        now = time.time()
+        if kind == "signal" and isinstance(s := p["signal"], Signal):
+            if run and run.detected_at is None:
+                run.detected_at = now
+            return (
+                f"[yellow]signal[/]  {s.node} {s.metric} {s.direction} "
+                f"score {s.score:.2f} ({s.detector}: {s.value:.3g} vs {s.baseline:.3g})"
+            )
+        if kind == "health" and isinstance(h := p["change"], HealthChange):
+            if run and h.status == "down" and run.detected_at is None:
+                run.detected_at = now
+            color = "red" if h.status == "down" else "green"
+            return f"[{color}]health[/]  {h.node} is {h.status}"
+        if kind == "diagnosis" and isinstance(d := p["diagnosis"], Diagnosis):
+            if run and run.diagnosed_at is None:
+                run.diagnosed_at = now
+            return f"[magenta]diagnosis[/] {d.pattern} at {d.node} (rule {d.rule})"
+        if kind == "rca" and isinstance(inc := p["incident"], Incident):
+            causes = p["causes"]
+            assert isinstance(causes, list)
+            if run:
+                run.incident = inc.id
+                run.root = causes[0].node if causes else None
+            return "[cyan]root cause[/] " + "; ".join(_cause(c) for c in causes[:3])
+        if kind == "decision" and isinstance(dec := p["decision"], Decision):
+            if run and dec.chosen:
+                run.playbook = dec.chosen.playbook
+            return f"[blue]decision[/] {dec.why}"
+        if kind == "step" and isinstance(st := p["step"], StepResult):
+            if run and p.get("phase") == "rollback":
+                run.rolled_back = True
+            ok = "[green]ok[/]" if st.ok else "[red]failed[/]"
+            return f"[blue]{p.get('phase')}[/] {st.action} {st.target}: {ok} {st.detail}"
+        if kind == "outcome" and isinstance(o := p["outcome"], Outcome):
+            if run:
+                run.outcome = o
+                run.healed_at = o.verified_at
+                run.done.set()
+            color = "green" if o.success else "red"
+            return f"[{color}]outcome[/] {o.reason}"
+        return None
+
+
+def _cause(c: object) -> str:
+    assert isinstance(c, RootCause)
+    return f"#{c.rank} {c.node} ({c.score:.2f}, path {' -> '.join(c.path)})"
+
+
+def run_show(
+    fault_names: Sequence[str],
+    *,
+    console: Console | None = None,
+    workdir: Path | None = None,
+    warmup: float = 15.0,
+    fault_timeout: float = 60.0,
+    export_interval: float = 1.0,
+) -> list[FaultRun]:
+    """Run the demo; return one ``FaultRun`` per fault."""
+    console = console or Console()
+    unknown = [f for f in fault_names if f not in SCENARIOS]
+    if unknown:
+        raise ValueError(f"unknown fault(s) {unknown}; known: {sorted(SCENARIOS)}")
+    work = workdir or Path(tempfile.mkdtemp(prefix="selfheal-demo-"))
+    port = free_port()
+    shop = Shop(f"http://127.0.0.1:{port}", work / "shop", export_interval=export_interval)
+    config = Config(port=port, topology_files=(shop.topology_file(),), tick_seconds=1.0)
+    runtime = Runtime(config, executors=by_action([shop.supervisor]))
+    narrator = Narrator(console)
+    runtime.on_event(narrator)
+    server = ServerThread(create_app(runtime), port=port)
+    runs: list[FaultRun] = []
+    try:
+        server.start()
+        console.print(f"[bold]selfheal[/] serving OTLP and the API on {server.url}")
+        shop.start()
+        shop.start_load(20.0)
+        console.print(
+            f"[bold]shop[/] {len(shop.services())} services up, load 20 req/s; "
+            f"learning the baseline for {warmup:.0f} s"
+        )
+        time.sleep(warmup)
+        for name in fault_names:
+            runs.append(_one_fault(name, shop, narrator, console, fault_timeout))
+        _summary(console, runs, runtime)
+    finally:
+        shop.stop()
+        server.stop()
+    return runs
+
+
+def _one_fault(
+    name: str, shop: Shop, narrator: Narrator, console: Console, timeout: float
+) -> FaultRun:
+    target, expected = SCENARIOS[name]
+    console.rule(f"fault: {name} on {target}")
+    run = FaultRun(name, target, expected, injected_at=time.time())
+    narrator.run = run
+    injected = faults.inject(shop, name, target)
+    if not run.done.wait(timeout):
+        console.print(f"[red]no outcome within {timeout:.0f} s[/]")
+        if not shop.supervisor.is_running(target):
+            faults.revert(shop, injected)
+    narrator.run = None
+    time.sleep(5.0)
+    return run
+
+
+def _summary(console: Console, runs: list[FaultRun], runtime: Runtime) -> None:
+    table = Table(title="summary")
+    for col in (
+        "fault",
+        "detected after",
+        "root cause",
+        "correct?",
+        "playbook",
+        "healed after",
+        "rolled back?",
+        "outcome",
+    ):
+        table.add_column(col)
+    for r in runs:
+        ok = r.outcome is not None and r.outcome.success
+        table.add_row(
+            f"{r.fault} ({r.target})",
+            r.after(r.detected_at),
+            r.root or "-",
+            "yes" if r.root == r.expected_root else "no",
+            r.playbook or "-",
+            r.after(r.healed_at),
+            "yes" if r.rolled_back else "no",
+            "[green]healed[/]" if ok else "[red]not healed[/]",
+        )
+    console.print(table)
+    console.print("Reproduce it from the graph (selfheal query, or GET/POST /sparql):")
+    console.print(SUMMARY_QUERY, markup=False, highlight=False)
+    res = runtime.store.query(SUMMARY_QUERY)
+    rows = res.dicts()  # type: ignore[union-attr]
+    console.print(f"{len(rows)} incident(s) in the graph")

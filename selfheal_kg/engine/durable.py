@@ -1,0 +1,168 @@
+"""The durable-rules adapter: the product's ``RuleEngine``.
+
+durable-rules is untyped and unmaintained; everything it touches stays in this module.
+Its traps, and how this adapter avoids them (see /work/shared/notes/libraries.md):
+
+- ``Host`` starts two timer threads that never stop: ``_QuietHost._run`` does nothing and
+  this engine drives time itself (``advance``), so nothing runs in the background;
+- rulesets are registered from JSON (never ``durable.lang``, which keeps module globals),
+  each load under a new name ``<name>__v<N>``; the old ruleset is deleted after the swap;
+- every fact is posted with an explicit ``id`` (content hashes collide) in one session;
+- ``MessageNotHandledException`` / ``MessageObservedException`` are expected and caught;
+- exceptions inside actions are swallowed by durable: every action is wrapped, the error is
+  kept and re-raised as ``RuleActionError`` once the post returns;
+- ``Ruleset.__init__`` deletes the ``run`` key of the dict it gets: it gets a deep copy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import itertools
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from durable import engine as durable_engine
+
+from selfheal_kg.engine.compile_durable import DurableProgram, compile_ruleset, derived_attrs
+from selfheal_kg.engine.ir import RuleSet
+from selfheal_kg.engine.port import EngineCore, Match, Matcher
+from selfheal_kg.errors import RuleActionError, RuleLoadError
+from selfheal_kg.model import Fact, FactValue
+
+_SID = "0"
+
+
+class _QuietHost(durable_engine.Host):  # type: ignore[misc]  # durable is untyped
+    """A durable ``Host`` without its background timer threads."""
+
+    def _run(self) -> None:
+        """Start nothing: the engine is driven explicitly."""
+
+
+def fact_payload(fact: Fact, program: DurableProgram) -> dict[str, FactValue]:
+    """Return the message posted to durable for ``fact``: attrs, derived regex tests, sid."""
+    data = {k: v for k, v in fact.as_dict().items() if _plain_key(k)}
+    return {**data, **derived_attrs(program.regexes, data), "sid": _SID}
+
+
+def _plain_key(key: str) -> bool:
+    # keys durable reserves or that could spoof a derived attribute are dropped
+    return key != "sid" and not key.startswith(("$", "__"))
+
+
+class DurableMatcher:
+    """One compiled rule set registered on a host under a versioned name."""
+
+    def __init__(self, host: _QuietHost, program: DurableProgram, name: str) -> None:
+        self._host = host
+        self._program = program
+        self.name = name
+        self._matches: list[Match] = []
+        self._errors: list[tuple[str, BaseException]] = []
+        definition = {
+            rule: {**copy.deepcopy(body), "run": self._action(rule)}
+            for rule, body in program.definition.items()
+        }
+        self._empty = not definition
+        if not self._empty:
+            host.register_rulesets({name: definition})
+
+    def _action(self, durable_rule: str) -> Callable[[Any], None]:
+        rule_id, aliases = self._program.rules[durable_rule]
+
+        def run(closure: Any) -> None:
+            try:
+                self.record(rule_id, aliases, closure._m)
+            except BaseException as exc:  # durable would swallow it: keep it for the caller
+                self._errors.append((rule_id, exc))
+
+        return run
+
+    def record(self, rule_id: str, aliases: tuple[str, ...], message: Mapping[str, Any]) -> None:
+        """Record one durable action call as a ``Match``."""
+        bound = tuple((alias, str(message[alias]["id"])) for alias in aliases)
+        self._matches.append(Match(rule_id, bound))
+
+    def assert_fact(self, fact: Fact) -> list[Match]:
+        """Post ``fact`` as a durable fact and return the matches its actions recorded."""
+        return self._call(self._host.assert_fact, fact_payload(fact, self._program))
+
+    def retract_fact(self, fact: Fact) -> list[Match]:
+        """Retract ``fact`` and return the matches it unblocks."""
+        return self._call(self._host.retract_fact, fact_payload(fact, self._program))
+
+    def stored_facts(self) -> list[dict[str, Any]]:
+        """Return the facts durable itself holds (for memory checks)."""
+        if self._empty:
+            return []
+        facts: list[dict[str, Any]] = self._host.get_facts(self.name, _SID)
+        return facts
+
+    def _call(self, post: Callable[..., Any], payload: dict[str, FactValue]) -> list[Match]:
+        if self._empty:
+            return []
+        self._matches, self._errors = [], []
+        # expected: no rule tests this fact / the fact is already known
+        with contextlib.suppress(
+            durable_engine.MessageNotHandledException, durable_engine.MessageObservedException
+        ):
+            post(self.name, payload)
+        if self._errors:
+            rule_id, exc = self._errors[0]
+            raise RuleActionError(rule_id, "match", exc) from exc
+        return self._matches
+
+    def close(self) -> None:
+        """Delete the durable ruleset (never called while one of its actions runs)."""
+        if self._empty:
+            return
+        ruleset = self._host._ruleset_directory.pop(self.name, None)
+        if ruleset is not None:
+            self._host._ruleset_list.remove(ruleset)
+            durable_engine.durable_rules_engine.delete_ruleset(ruleset._handle)
+        self._empty = True
+
+
+class DurableRuleEngine(EngineCore):
+    """The product ``RuleEngine`` on durable-rules (count windows/throttle in ``EngineCore``)."""
+
+    def __init__(
+        self,
+        *,
+        name: str = "selfheal",
+        ttl: float | None = None,
+        ttl_by_type: Mapping[str, float] | None = None,
+    ) -> None:
+        super().__init__(ttl=ttl, ttl_by_type=ttl_by_type)
+        self._name = name
+        self._host = _QuietHost()
+        self._versions = itertools.count(1)
+
+    def _build(self, ruleset: RuleSet) -> Matcher:
+        program = compile_ruleset(ruleset)
+        name = f"{self._name}__v{next(self._versions)}"
+        try:
+            return DurableMatcher(self._host, program, name)
+        except Exception as exc:
+            where = ruleset.rules[0].source_file if ruleset.rules else ruleset.name
+            raise RuleLoadError(where or ruleset.name, f"durable-rules refused: {exc}") from exc
+
+    @property
+    def active_name(self) -> str | None:
+        """The durable ruleset name in force (``<name>__v<N>``)."""
+        matcher = self._matcher
+        return matcher.name if isinstance(matcher, DurableMatcher) else None
+
+    def durable_facts(self) -> list[dict[str, Any]]:
+        """Return the facts stored inside durable-rules (should mirror ``facts()``)."""
+        with self._lock:
+            matcher = self._matcher
+            return matcher.stored_facts() if isinstance(matcher, DurableMatcher) else []
+
+    def close(self) -> None:
+        """Delete the active durable ruleset."""
+        with self._lock:
+            if self._matcher is not None:
+                self._matcher.close()
+                self._matcher = None

@@ -1,0 +1,123 @@
+"""Read incidents back out of the incidents graph (the graph is the record).
+
+Incident ids reach a query only as minted IRIs (percent-encoded), never spliced as text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rdflib import Literal, URIRef
+
+from selfheal_kg.errors import NotFound
+from selfheal_kg.kg.history import incident_iri
+from selfheal_kg.kg.namespaces import INCIDENTS_GRAPH, SHK, SPARQL_PREFIXES
+from selfheal_kg.kg.store import KnowledgeStore
+
+
+def set_status(store: KnowledgeStore, inc: URIRef, value: str) -> None:
+    """Replace an incident's status in one update."""
+    lit = Literal(value).n3()
+    store.update(
+        SPARQL_PREFIXES
+        + f"DELETE {{ GRAPH <{INCIDENTS_GRAPH}> {{ <{inc}> shk:status ?s }} }}\n"
+        + f"INSERT {{ GRAPH <{INCIDENTS_GRAPH}> {{ <{inc}> shk:status {lit} }} }}\n"
+        + f"WHERE {{ OPTIONAL {{ GRAPH <{INCIDENTS_GRAPH}> {{ <{inc}> shk:status ?s }} }} }}"
+    )
+
+
+def list_incidents(store: KnowledgeStore, status: str | None, limit: int) -> list[dict[str, Any]]:
+    """Return incident summaries, newest first."""
+    filt = f"FILTER(?status = {Literal(status).n3()})" if status else ""
+    q = SPARQL_PREFIXES + f"""
+SELECT ?id ?status ?openedAt ?closedAt ?node ?pattern ?root ?playbook ?success WHERE {{
+  ?inc a shk:Incident ; shk:incidentId ?id ; shk:openedAt ?openedAt ; shk:affects ?n ;
+       shk:matchesPattern ?p .
+  BIND(STRAFTER(STR(?n), "/service/") AS ?node)
+  BIND(STRAFTER(STR(?p), "/pattern/") AS ?pattern)
+  OPTIONAL {{ ?inc shk:status ?status }}
+  OPTIONAL {{ ?inc shk:closedAt ?closedAt }}
+  OPTIONAL {{ ?inc shk:hasRootCause ?rc . ?rc shk:rank 1 ; rdfs:label ?root }}
+  OPTIONAL {{ ?inc shk:hasDecision/shk:chosePlaybook ?pb .
+             BIND(STRAFTER(STR(?pb), "/playbook/") AS ?playbook) }}
+  OPTIONAL {{ ?inc shk:hasOutcome/shk:success ?success }}
+  {filt}
+}} ORDER BY DESC(?openedAt) LIMIT {int(limit)}"""
+    return [_clean(r) for r in store.query(q).dicts()]  # type: ignore[union-attr]
+
+
+def _select(store: KnowledgeStore, body: str) -> list[dict[str, Any]]:
+    res = store.query(SPARQL_PREFIXES + body)
+    return [_clean(r) for r in res.dicts()]  # type: ignore[union-attr]
+
+
+def _clean(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, URIRef) else v) for k, v in row.items() if v is not None}
+
+
+def incident_detail(store: KnowledgeStore, incident_id: str) -> dict[str, Any]:
+    """Return one incident with signals, diagnoses, root causes, decision, steps and outcome."""
+    inc = incident_iri(incident_id)
+    head = _select(
+        store,
+        f"""SELECT ?status ?openedAt ?closedAt ?affects ?pattern WHERE {{
+  <{inc}> a shk:Incident ; shk:openedAt ?openedAt ; shk:affects ?affects ;
+     shk:matchesPattern ?pattern .
+  OPTIONAL {{ <{inc}> shk:status ?status }} OPTIONAL {{ <{inc}> shk:closedAt ?closedAt }} }}""",
+    )
+    if not head:
+        raise NotFound(f"no incident {incident_id!r}")
+    out: dict[str, Any] = {"id": incident_id, **head[0]}
+    out["signals"] = _select(
+        store,
+        f"""SELECT ?metric ?detector ?score ?direction ?onset ?detectedAt ?value ?baseline ?node
+WHERE {{ <{inc}> shk:hasSignal ?s . ?s shk:metric ?metric ; shk:detector ?detector ;
+  shk:score ?score ; shk:direction ?direction ; shk:onset ?onset ; shk:detectedAt ?detectedAt ;
+  shk:value ?value ; shk:baseline ?baseline ; shk:about ?node }} ORDER BY ?onset""",
+    )
+    out["diagnoses"] = _select(
+        store,
+        f"""SELECT ?pattern ?node ?at ?rule WHERE {{ <{inc}> shk:hasDiagnosis ?d .
+  ?d shk:diagnosedPattern ?pattern ; shk:about ?node ; shk:at ?at ;
+     prov:wasGeneratedBy/shk:firedRule ?rule }} ORDER BY ?at""",
+    )
+    out["root_causes"] = _select(
+        store,
+        f"""SELECT ?rank ?node ?score ?path ?explanation WHERE {{ <{inc}> shk:hasRootCause ?c .
+  ?c shk:rank ?rank ; rdfs:label ?node ; shk:score ?score ; shk:pathText ?path ;
+     shk:explanation ?explanation }} ORDER BY ?rank""",
+    )
+    out["decision"] = _select(
+        store,
+        f"""SELECT ?why ?playbook ?needsApproval WHERE {{ <{inc}> shk:hasDecision ?d .
+  ?d shk:why ?why ; shk:needsApproval ?needsApproval . OPTIONAL {{ ?d shk:chosePlaybook ?playbook }} }}""",
+    )
+    out["candidates"] = _select(
+        store,
+        f"""SELECT ?playbook ?utility ?pSuccess ?risk ?blastRadius ?cost ?applicable ?reason
+WHERE {{ <{inc}> shk:hasDecision/shk:hasCandidate ?c . ?c shk:playbook ?playbook ;
+  shk:utility ?utility ; shk:pSuccess ?pSuccess ; shk:riskLevel ?risk ;
+  shk:blastRadius ?blastRadius ; shk:cost ?cost ; shk:applicable ?applicable ;
+  shk:reason ?reason }} ORDER BY DESC(?utility)""",
+    )
+    out["steps"] = _select(
+        store,
+        f"""SELECT ?phase ?order ?action ?target ?started ?ended ?succeeded ?dryRun ?detail ?state
+WHERE {{ <{inc}> shk:hasExecution ?e . ?e shk:phase ?phase ; shk:order ?order ;
+  shk:action ?action ; shk:target ?target ; prov:startedAtTime ?started ;
+  prov:endedAtTime ?ended ; shk:succeeded ?succeeded ; shk:dryRun ?dryRun ; shk:detail ?detail .
+  OPTIONAL {{ ?e shk:hasRollbackPoint/shk:state ?state }} }} ORDER BY ?started ?order""",
+    )
+    outcome = _select(
+        store,
+        f"""SELECT ?success ?reason ?verifiedAt ?timeToDetect ?timeToRepair ?timeToRecover
+WHERE {{ <{inc}> shk:hasOutcome ?o . ?o shk:success ?success ; shk:reason ?reason .
+  OPTIONAL {{ ?o shk:verifiedAt ?verifiedAt }} OPTIONAL {{ ?o shk:timeToDetect ?timeToDetect }}
+  OPTIONAL {{ ?o shk:timeToRepair ?timeToRepair }}
+  OPTIONAL {{ ?o shk:timeToRecover ?timeToRecover }} }}""",
+    )
+    out["outcome"] = outcome[0] if outcome else None
+    return out
+
+
+__all__ = ["SHK", "incident_detail", "list_incidents", "set_status"]

@@ -1,0 +1,449 @@
+"""The series store: OTLP metrics in, bounded derived series out.
+
+Spec: https://opentelemetry.io/docs/specs/otel/metrics/data-model/. A stream's identity is its
+resource attributes, scope, metric name, unit, type and point attributes; each stream keeps only
+its last point (:mod:`selfheal_kg.monitor.streams`), each derived series a ring of its latest
+values (:mod:`selfheal_kg.monitor.derive` says which series a metric yields).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import deque
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+from opentelemetry.proto.metrics.v1.metrics_pb2 import (
+    AGGREGATION_TEMPORALITY_CUMULATIVE,
+    AGGREGATION_TEMPORALITY_DELTA,
+    ExponentialHistogramDataPoint,
+    HistogramDataPoint,
+    Metric,
+    NumberDataPoint,
+    SummaryDataPoint,
+)
+from selfheal_kg.clock import Clock
+from selfheal_kg.model import DerivedPoint
+from selfheal_kg.monitor.attributes import (
+    attribute_key,
+    attributes,
+    is_error,
+    node_of,
+    to_base_unit,
+)
+from selfheal_kg.monitor.derive import OLD_MS_METRICS, Derivation, histogram_names
+from selfheal_kg.monitor.histograms import Buckets, ExpBuckets
+from selfheal_kg.monitor.ring import Ring
+from selfheal_kg.monitor.streams import HistogramPoint, Stream, interval_of
+
+_NO_RECORDED_VALUE: Final = 1  # DataPointFlags.FLAG_NO_RECORDED_VALUE_MASK
+_MAX_REASONS: Final = 5
+_SWEEP_EVERY: Final = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class IngestStats:
+    """What one export did: points (or spans, log records) accepted, rejected, duplicated.
+
+    Duplicates (retried exports) are accepted but not counted twice; ``message`` explains
+    the rejections, for OTLP's ``partial_success``.
+    """
+
+    accepted: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    message: str = ""
+
+
+class _Tally:
+    """Counts of one export, with the first few distinct reasons for rejections."""
+
+    __slots__ = ("accepted", "duplicates", "reasons", "rejected")
+
+    def __init__(self) -> None:
+        self.accepted = 0
+        self.rejected = 0
+        self.duplicates = 0
+        self.reasons: dict[str, None] = {}
+
+    def reject(self, metric: str, reason: str) -> None:
+        self.rejected += 1
+        if len(self.reasons) < _MAX_REASONS:
+            self.reasons[f"{metric}: {reason}"] = None
+
+    def stats(self) -> IngestStats:
+        message = "; ".join(self.reasons)
+        if self.rejected > len(self.reasons):
+            message += f" ({self.rejected} points rejected in all)"
+        return IngestStats(self.accepted, self.rejected, self.duplicates, message)
+
+
+class SeriesStore:
+    """Per-stream state and per-node derived series, bounded in memory; thread-safe.
+
+    Args:
+        clock: source of "now" for evicting idle streams.
+        max_points_per_series: length of each derived series' history.
+        max_streams: streams tracked at once; new ones beyond are refused (and counted).
+        max_series: derived series kept at once; new ones beyond are dropped (and counted).
+        stream_idle_seconds: a stream silent this long may be evicted to make room.
+        max_pending: derived points kept for :meth:`drain`; the oldest go first.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        max_points_per_series: int = 720,
+        *,
+        max_streams: int = 50_000,
+        max_series: int = 10_000,
+        stream_idle_seconds: float = 900.0,
+        max_pending: int = 100_000,
+    ) -> None:
+        self._clock = clock
+        self._capacity = max_points_per_series
+        self._max_streams = max_streams
+        self._max_series = max_series
+        self._idle = stream_idle_seconds
+        self._lock = threading.Lock()
+        self._streams: dict[Hashable, Stream] = {}
+        self._series: dict[str, Ring] = {}
+        self._pending: deque[DerivedPoint] = deque(maxlen=max_pending)
+        self._last_seen: dict[str, float] = {}
+        self._last_sweep = -math.inf
+        self.refused_streams = 0
+        self.dropped_points = 0
+
+    def ingest_metrics(self, request: ExportMetricsServiceRequest, received_at: float) -> IngestStats:
+        """Ingest one export: update stream states, derive per-node points, count outcomes."""
+        tally = _Tally()
+        derivation = Derivation()
+        with self._lock:
+            for rm in request.resource_metrics:
+                resource = attributes(rm.resource.attributes)
+                node = node_of(resource)
+                self._touch(node, received_at)
+                resource_key = tuple(sorted(resource.items()))
+                for sm in rm.scope_metrics:
+                    origin = (resource_key, sm.scope.name, sm.scope.version)
+                    for metric in sm.metrics:
+                        self._metric(node, origin, metric, received_at, tally, derivation)
+            for point in derivation.points():
+                self._append(point)
+        return tally.stats()
+
+    def append(self, point: DerivedPoint) -> None:
+        """Add a point derived elsewhere (e.g. from logs) to its series and to :meth:`drain`."""
+        with self._lock:
+            self._append(point)
+
+    def drain(self) -> list[DerivedPoint]:
+        """Return the points derived since the previous call, in time order."""
+        with self._lock:
+            points = sorted(self._pending, key=lambda p: p.t)
+            self._pending.clear()
+        return points
+
+    def window(self, series: str) -> tuple[np.ndarray, np.ndarray]:
+        """Return the history of a derived series as (times, values), oldest first."""
+        with self._lock:
+            ring = self._series.get(series)
+            return ring.arrays() if ring else (np.empty(0), np.empty(0))
+
+    def series(self) -> list[str]:
+        """Return the ids of the derived series."""
+        with self._lock:
+            return sorted(self._series)
+
+    def touch(self, node: str, received_at: float) -> None:
+        """Record that ``node`` sent telemetry (spans, logs) at ``received_at``."""
+        with self._lock:
+            self._touch(node, received_at)
+
+    def last_seen(self) -> dict[str, float]:
+        """Return node → when its latest telemetry of any kind was received."""
+        with self._lock:
+            return dict(self._last_seen)
+
+    def nodes(self) -> list[str]:
+        """Return the known nodes."""
+        with self._lock:
+            return sorted(self._last_seen)
+
+    def stream_count(self) -> int:
+        """Return the number of streams tracked."""
+        with self._lock:
+            return len(self._streams)
+
+    def _touch(self, node: str, received_at: float) -> None:
+        if received_at > self._last_seen.get(node, -math.inf):
+            self._last_seen[node] = received_at
+
+    def _append(self, point: DerivedPoint) -> None:
+        ring = self._series.get(point.series)
+        if ring is None:
+            if len(self._series) >= self._max_series:
+                self.dropped_points += 1
+                return
+            ring = self._series[point.series] = Ring(self._capacity)
+        if not ring.append(point.t, point.value):
+            self.dropped_points += 1
+            return
+        if len(self._pending) == self._pending.maxlen:
+            self.dropped_points += 1
+        self._pending.append(point)
+
+    def _forget(self, key: Hashable) -> None:
+        self._streams.pop(key, None)
+
+    def _stream(self, key: Hashable, received_at: float) -> Stream | None:
+        stream = self._streams.get(key)
+        if stream is None:
+            if len(self._streams) >= self._max_streams and not self._sweep(received_at):
+                self.refused_streams += 1
+                return None
+            stream = self._streams[key] = Stream(received_at)
+        stream.seen = received_at
+        return stream
+
+    def _sweep(self, received_at: float) -> bool:
+        """Evict idle streams (at most every few seconds); return whether there is room."""
+        now = self._clock.now()
+        if now - self._last_sweep >= _SWEEP_EVERY:
+            self._last_sweep = now
+            horizon = min(now, received_at) - self._idle
+            for key in [k for k, s in self._streams.items() if s.seen < horizon]:
+                del self._streams[key]
+        return len(self._streams) < self._max_streams
+
+    def _metric(
+        self, node: str, origin: Hashable, metric: Metric, received_at: float,
+        tally: _Tally, derivation: Derivation,
+    ) -> None:
+        kind = metric.WhichOneof("data")
+        if kind is None:
+            return
+        walker = _Walker(self, node, origin, metric, received_at, tally, derivation)
+        if kind == "gauge":
+            walker.gauge()
+        elif kind == "sum":
+            walker.sum()
+        elif kind == "histogram":
+            walker.histogram()
+        elif kind == "exponential_histogram":
+            walker.exponential_histogram()
+        else:
+            walker.summary()
+
+
+class _Walker:
+    """Walks the points of one metric: validate, find the stream, derive."""
+
+    __slots__ = ("derivation", "metric", "node", "origin", "received_at", "scale", "store", "tally")
+
+    def __init__(
+        self, store: SeriesStore, node: str, origin: Hashable, metric: Metric,
+        received_at: float, tally: _Tally, derivation: Derivation,
+    ) -> None:
+        self.store = store
+        self.node = node
+        self.origin = origin
+        self.metric = metric
+        self.received_at = received_at
+        self.tally = tally
+        self.derivation = derivation
+        unit = metric.unit or ("ms" if metric.name in OLD_MS_METRICS else "")
+        self.scale = to_base_unit(unit)
+
+    def gauge(self) -> None:
+        for dp in self.metric.gauge.data_points:
+            found = self._number_point(dp, "gauge")
+            if found:
+                stream, value = found
+                stream.observe(dp.time_unix_nano)
+                self.derivation.value(self.node, self.metric.name, "mean", stream, _s(dp.time_unix_nano), value)
+
+    def sum(self) -> None:
+        data = self.metric.sum
+        temporality = data.aggregation_temporality
+        if temporality not in (AGGREGATION_TEMPORALITY_CUMULATIVE, AGGREGATION_TEMPORALITY_DELTA):
+            for _ in data.data_points:
+                self.tally.reject(self.metric.name, "aggregation temporality unspecified")
+            return
+        tag = ("sum", temporality, data.is_monotonic)
+        name, cumulative = self.metric.name, temporality == AGGREGATION_TEMPORALITY_CUMULATIVE
+        for dp in data.data_points:
+            found = self._number_point(dp, tag)
+            if not found:
+                continue
+            stream, value = found
+            t = _s(dp.time_unix_nano)
+            if not data.is_monotonic:
+                stream.observe(dp.time_unix_nano)
+                if not cumulative:
+                    stream.total += value
+                    value = stream.total
+                self.derivation.value(self.node, name, "sum", stream, t, value)
+                continue
+            if cumulative:
+                moved = stream.counter(dp.start_time_unix_nano, dp.time_unix_nano, value)
+            else:
+                seconds = stream.delta_seconds(dp.start_time_unix_nano, dp.time_unix_nano)
+                moved = None if seconds is None else (value, seconds)
+            if moved and moved[1] > 0:
+                self.derivation.value(self.node, f"{name}.rate", "sum", stream, t, moved[0] / moved[1])
+
+    def histogram(self) -> None:
+        data = self.metric.histogram
+        for dp in data.data_points:
+            point = self._explicit(dp)
+            if point is not None:
+                self._histogram_point(dp, point, data.aggregation_temporality)
+
+    def exponential_histogram(self) -> None:
+        data = self.metric.exponential_histogram
+        for dp in data.data_points:
+            point = self._exponential(dp)
+            if point is not None:
+                self._histogram_point(dp, point, data.aggregation_temporality)
+
+    def summary(self) -> None:
+        for dp in self.metric.summary.data_points:
+            point = self._summary(dp)
+            if point is not None:
+                self._histogram_point(dp, point, AGGREGATION_TEMPORALITY_CUMULATIVE)
+
+    def _number_point(self, dp: NumberDataPoint, tag: Hashable) -> tuple[Stream, float] | None:
+        """Validate a number point; return its stream and value in base units, if new."""
+        which = dp.WhichOneof("value")
+        value = float(dp.as_double if which == "as_double" else dp.as_int)
+        reason = _time_problem(dp.start_time_unix_nano, dp.time_unix_nano)
+        if which is None:
+            reason = "point without a value"
+        elif not math.isfinite(value):
+            reason = f"value {value} is not finite"
+        stream = self._checked(dp, tag, reason)
+        return None if stream is None else (stream, value * self.scale)
+
+    def _checked(self, dp: _AnyPoint, tag: Hashable, reason: str | None) -> Stream | None:
+        """Count the point; return its stream when it is valid, recorded and newer than the last."""
+        if reason is not None:
+            self.tally.reject(self.metric.name, reason)
+            return None
+        key = (self.origin, self.metric.name, self.metric.unit, tag, attribute_key(dp.attributes))
+        if dp.flags & _NO_RECORDED_VALUE:
+            # The stream went stale: forget it, so that its next point is a fresh baseline.
+            self.store._forget(key)
+            self.tally.accepted += 1
+            return None
+        stream = self.store._stream(key, self.received_at)
+        if stream is None:
+            self.tally.reject(self.metric.name, "too many streams")
+            return None
+        self.tally.accepted += 1
+        if not stream.is_new(dp.time_unix_nano):
+            self.tally.duplicates += 1
+            return None
+        return stream
+
+    def _histogram_point(self, dp: _AnyPoint, point: HistogramPoint, temporality: int) -> None:
+        if temporality not in (AGGREGATION_TEMPORALITY_CUMULATIVE, AGGREGATION_TEMPORALITY_DELTA):
+            self.tally.reject(self.metric.name, "aggregation temporality unspecified")
+            return
+        stream = self._checked(dp, ("histogram", temporality), None)
+        if stream is None:
+            return
+        if temporality == AGGREGATION_TEMPORALITY_CUMULATIVE:
+            interval = stream.histogram(point)
+        else:
+            seconds = stream.delta_seconds(point.start, point.t)
+            interval = None if seconds is None else interval_of(point, seconds)
+        if interval is None:
+            return
+        names = histogram_names(self.metric.name)
+        failed = names.errors is not None and is_error(attributes(dp.attributes))
+        self.derivation.histogram(
+            self.node, names, stream, _s(point.t), interval, self.scale, failed
+        )
+
+    def _explicit(self, dp: HistogramDataPoint) -> HistogramPoint | None:
+        bounds = np.array(dp.explicit_bounds, dtype=np.float64)
+        counts = np.array(dp.bucket_counts, dtype=np.float64)
+        reason = _time_problem(dp.start_time_unix_nano, dp.time_unix_nano)
+        if counts.size == 0 and bounds.size == 0:
+            counts = np.array([float(dp.count)])
+        elif counts.size != bounds.size + 1:
+            reason = (
+                f"{counts.size} bucket_counts for {bounds.size} explicit_bounds "
+                f"(expected {bounds.size + 1})"
+            )
+        elif not (np.all(np.isfinite(bounds)) and np.all(np.diff(bounds) > 0)):
+            reason = "explicit_bounds are not finite and strictly increasing"
+        elif counts.sum() != dp.count:
+            reason = f"count {dp.count} is not the sum of bucket_counts ({int(counts.sum())})"
+        total = self._sum(dp)
+        if total is not None and not math.isfinite(total):
+            reason = f"sum {total} is not finite"
+        if reason is not None:
+            self.tally.reject(self.metric.name, reason)
+            return None
+        return HistogramPoint(
+            dp.start_time_unix_nano, dp.time_unix_nano, float(dp.count), total, Buckets(bounds, counts)
+        )
+
+    def _exponential(self, dp: ExponentialHistogramDataPoint) -> HistogramPoint | None:
+        positive = np.array(dp.positive.bucket_counts, dtype=np.float64)
+        low = float(dp.zero_count) + float(sum(dp.negative.bucket_counts))
+        reason = _time_problem(dp.start_time_unix_nano, dp.time_unix_nano)
+        if not -10 <= dp.scale <= 20:
+            reason = f"scale {dp.scale} is outside [-10, 20]"
+        elif positive.sum() + low != dp.count:
+            reason = f"count {dp.count} is not the sum of the buckets ({int(positive.sum() + low)})"
+        total = self._sum(dp)
+        if total is not None and not math.isfinite(total):
+            reason = f"sum {total} is not finite"
+        if reason is not None:
+            self.tally.reject(self.metric.name, reason)
+            return None
+        exp = ExpBuckets(dp.scale, dp.positive.offset, positive)
+        return HistogramPoint(
+            dp.start_time_unix_nano, dp.time_unix_nano, float(dp.count), total, None, exp, low
+        )
+
+    def _summary(self, dp: SummaryDataPoint) -> HistogramPoint | None:
+        reason = _time_problem(dp.start_time_unix_nano, dp.time_unix_nano)
+        if not math.isfinite(dp.sum):
+            reason = f"sum {dp.sum} is not finite"
+        if reason is not None:
+            self.tally.reject(self.metric.name, reason)
+            return None
+        buckets = Buckets(np.empty(0), np.array([float(dp.count)]))
+        return HistogramPoint(
+            dp.start_time_unix_nano, dp.time_unix_nano, float(dp.count), dp.sum, buckets
+        )
+
+    @staticmethod
+    def _sum(dp: HistogramDataPoint | ExponentialHistogramDataPoint) -> float | None:
+        return dp.sum if dp.HasField("sum") else None
+
+
+_AnyPoint = NumberDataPoint | HistogramDataPoint | ExponentialHistogramDataPoint | SummaryDataPoint
+
+
+def _time_problem(start: int, t: int) -> str | None:
+    if t == 0:
+        return "time_unix_nano is missing"
+    if start > t:
+        return "start_time_unix_nano is after time_unix_nano"
+    return None
+
+
+def _s(nanos: int) -> float:
+    return nanos * 1e-9

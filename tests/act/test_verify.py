@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from selfheal_kg.act.verify import verify
+
+
+@dataclass(frozen=True)
+class Crit:
+    metric: str
+    condition: str
+    deadline_seconds: float = 30.0
+
+
+class Live:
+    def __init__(self, seen: dict[str, float], active: set[tuple[str, str]]) -> None:
+        self.seen = seen
+        self.active = active
+
+    def seen_since(self, node: str, t: float) -> bool:
+        return self.seen.get(node, 0.0) > t
+
+    def signal_active(self, node: str, metric: str) -> bool:
+        return (node, metric) in self.active
+
+
+def test_health_up_needs_telemetry_after_the_repair() -> None:
+    crit = [Crit("health", "health == up")]
+    assert not verify(crit, "a", 100.0, 101.0, Live({"a": 99.0}, set())).passed
+    assert verify(crit, "a", 100.0, 101.0, Live({"a": 100.5}, set())).passed
+
+
+def test_cleared_reads_live_signals_and_expires_after_deadline() -> None:
+    crit = [Crit("http.server.error.ratio", "cleared", deadline_seconds=10)]
+    live = Live({}, {("a", "http.server.error.ratio")})
+    v = verify(crit, "a", 100.0, 105.0, live)
+    assert not v.passed and not v.expired
+    assert verify(crit, "a", 100.0, 111.0, live).expired
+    live.active.clear()
+    assert verify(crit, "a", 100.0, 111.0, live).passed
+
+
+def test_unknown_condition_never_passes() -> None:
+    v = verify([Crit("x", "vibes are good")], "a", 0.0, 1.0, Live({"a": 5.0}, set()))
+    assert not v.passed and "unknown condition" in v.detail

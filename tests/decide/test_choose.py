@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import networkx as nx
+
+from selfheal_kg.decide.choose import History, blast_radius, choose, p_success
+
+
+@dataclass(frozen=True)
+class PB:
+    id: str
+    handles: tuple[str, ...] = ("ServiceDown",)
+    risk: str = "low"
+    cost: float = 1.0
+    requires_approval: bool = False
+    target_types: tuple[str, ...] = ("service",)
+
+
+def chain() -> nx.DiGraph:
+    g = nx.DiGraph()
+    g.add_edges_from([("gw", "fe"), ("fe", "co"), ("co", "inv"), ("co", "pay")])
+    return g
+
+
+def test_blast_radius_counts_transitive_callers() -> None:
+    g = chain()
+    assert blast_radius(g, "inv") == 3
+    assert blast_radius(g, "gw") == 0
+    assert blast_radius(g, "unknown") == 0
+
+
+def test_posterior_moves_with_history() -> None:
+    prior = p_success("low", History())
+    assert prior == 0.9
+    assert p_success("low", History(0, 10)) < 0.5 < prior
+
+
+def test_choice_prefers_higher_utility_and_records_every_candidate() -> None:
+    pbs = [PB("restart"), PB("scale", risk="medium", cost=2.0)]
+    d = choose("i1", "ServiceDown", "inv", "service", pbs, chain(), {})
+    assert d.chosen is not None and d.chosen.playbook == "restart"
+    assert [c.playbook for c in d.candidates] == ["restart", "scale"]
+    assert "alternatives: scale=" in d.why
+    assert not d.needs_approval
+
+
+def test_repeated_failures_change_the_choice() -> None:
+    pbs = [PB("restart"), PB("scale", risk="medium", cost=1.0)]
+    hist = {("restart", "ServiceDown"): History(0, 8)}
+    d = choose("i1", "ServiceDown", "inv", "service", pbs, chain(), hist)
+    assert d.chosen is not None and d.chosen.playbook == "scale"
+
+
+def test_inapplicable_target_type_escalates() -> None:
+    d = choose("i1", "ServiceDown", "db", "database", [PB("restart")], chain(), {})
+    assert d.chosen is None
+    assert "escalate" in d.why
+    assert d.candidates[0].applicable is False
+
+
+def test_high_risk_needs_approval() -> None:
+    d = choose("i1", "ServiceDown", "inv", "service", [PB("failover", risk="high")], chain(), {})
+    assert d.needs_approval
