@@ -249,7 +249,8 @@ class Pipeline:
         edges, kinds = self.knowledge.topology()
         snapshot = TopologySnapshot.from_edges(edges, kinds)
         anomalies = self._anomalies()
-        causes = rank(snapshot, anomalies, target=inc.node, top=5)
+        observed = set(self.series.last_seen())
+        causes = rank(snapshot, anomalies, target=inc.node, top=5, observed=observed)
         own = [c for c in causes if c.node in inc.nodes or _reaches(snapshot.graph, inc.node, c.node)]
         causes = _renumber(own or causes)
         self.book.set_root_causes(inc, causes)

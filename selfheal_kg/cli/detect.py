@@ -24,7 +24,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("input", type=Path, metavar="INPUT.csv")
     p.add_argument("--detector", default=DEFAULT_DETECTOR, choices=sorted(DETECTORS))
     p.add_argument("-o", "--output", type=Path, default=None, metavar="OUT.csv")
-    p.set_defaults(func=run)
+    p.set_defaults(run=run)
     return p
 
 

@@ -312,7 +312,12 @@ def _distinct_ports(names: list[str]) -> dict[str, int]:
 
 def _otel_env(endpoint: str) -> dict[str, str]:
     """Point every signal at ``endpoint``, overriding per-signal variables of the caller."""
-    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "PYTHONUNBUFFERED": "1"}
+    # No bytecode caches written into the shipped demo folder.
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
     for signal in ("traces", "metrics", "logs"):
         env[f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT"] = f"{endpoint}/v1/{signal}"
     env["OTEL_SDK_DISABLED"] = "false"

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from selfheal_kg.engine.ir import Pattern, Ref, Rule, RuleSet, Test
+from selfheal_kg.engine.ir import FieldTest, Pattern, Ref, Rule, RuleSet
 from selfheal_kg.model import FactValue
 
 _CMP = {"!=": "$neq", "<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
@@ -105,7 +105,7 @@ def _pattern(pattern: Pattern) -> dict[str, Any]:
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
-def _test(test: Test) -> dict[str, Any]:
+def _test(test: FieldTest) -> dict[str, Any]:
     if test.op == "matches":
         return {regex_key(test.field, str(test.value)): True}
     if test.op == "in":

@@ -41,7 +41,7 @@ Operand = FactValue | Ref | tuple[FactValue, ...]
 
 
 @dataclass(frozen=True, slots=True)
-class Test:
+class FieldTest:
     """One test on one field of a fact: ``field op value``."""
 
     field: str
@@ -55,7 +55,7 @@ class Pattern:
 
     alias: str
     fact_type: str
-    tests: tuple[Test, ...] = ()
+    tests: tuple[FieldTest, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

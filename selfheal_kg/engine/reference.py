@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from selfheal_kg.engine.ir import Conjunction, Pattern, Ref, RuleSet, Test
+from selfheal_kg.engine.ir import Conjunction, FieldTest, Pattern, Ref, RuleSet
 from selfheal_kg.engine.port import EngineCore, Match, Matcher
 from selfheal_kg.model import Fact, FactValue
 
@@ -27,7 +27,7 @@ _CMP: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
-def test_passes(test: Test, fact: Mapping[str, FactValue], bound: Bound) -> bool:
+def field_passes(test: FieldTest, fact: Mapping[str, FactValue], bound: Bound) -> bool:
     """Return whether ``fact`` passes ``test`` (missing fields and type clashes fail)."""
     if test.field not in fact:
         return False
@@ -60,7 +60,7 @@ def _operand(value: object, bound: Bound) -> object:
 def pattern_matches(pattern: Pattern, fact: Mapping[str, FactValue], bound: Bound) -> bool:
     """Return whether ``fact`` matches ``pattern`` given the facts bound so far."""
     return fact.get("type") == pattern.fact_type and all(
-        test_passes(t, fact, bound) for t in pattern.tests
+        field_passes(t, fact, bound) for t in pattern.tests
     )
 
 

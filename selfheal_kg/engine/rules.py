@@ -24,13 +24,13 @@ from selfheal_kg.engine.ir import (
     ActionCall,
     Conjunction,
     CountWindow,
+    FieldTest,
     Op,
     Operand,
     Pattern,
     Ref,
     Rule,
     RuleSet,
-    Test,
     Throttle,
 )
 from selfheal_kg.errors import RuleLoadError
@@ -227,30 +227,30 @@ def _parse_conj(raw: Mapping[str, Any]) -> Conjunction:
 
 def _parse_pattern(raw: Mapping[str, Any]) -> Pattern:
     ((alias, body),) = raw.items()
-    tests: list[Test] = []
+    tests: list[FieldTest] = []
     for field, spec in body.items():
         if field != "type":
             tests.extend(_parse_tests(field, spec))
     return Pattern(alias=alias, fact_type=body["type"], tests=tuple(tests))
 
 
-def _parse_tests(field: str, spec: object) -> list[Test]:
+def _parse_tests(field: str, spec: object) -> list[FieldTest]:
     if not isinstance(spec, dict):
-        return [Test(field, "==", cast(FactValue, spec))]
-    tests: list[Test] = []
+        return [FieldTest(field, "==", cast(FactValue, spec))]
+    tests: list[FieldTest] = []
     for op, value in spec.items():
         if op == "ref":
-            tests.append(Test(field, "==", parse_ref(value)))
+            tests.append(FieldTest(field, "==", parse_ref(value)))
         elif op == "in":
-            tests.append(Test(field, "in", tuple(value)))
+            tests.append(FieldTest(field, "in", tuple(value)))
         elif op == "matches":
             try:
                 re.compile(value)
             except re.error as exc:
                 raise ValueError(f"field {field}: bad regular expression: {exc}") from exc
-            tests.append(Test(field, "matches", value))
+            tests.append(FieldTest(field, "matches", value))
         else:
-            tests.append(Test(field, cast(Op, op), _operand(value)))
+            tests.append(FieldTest(field, cast(Op, op), _operand(value)))
     return tests
 
 

@@ -29,7 +29,7 @@ from selfheal_kg.kg.namespaces import (
     SHAPES_GRAPH,
     TOPOLOGY_GRAPH,
 )
-from selfheal_kg.kg.store import KnowledgeStore, Triple
+from selfheal_kg.kg.store import KnowledgeStore, RdflibStore, Triple
 from selfheal_kg.kg.topology import declared_triples, discovered_triples, parse_turtle
 
 ONTOLOGY_FILE = "selfheal.ttl"
@@ -62,7 +62,7 @@ class KnowledgeLoader:
         playbooks_dir: Path,
         rules_triples: Iterable[Triple] = (),
     ) -> None:
-        """Load ontology, shapes, topology and knowledge; raise ``FileLoadError`` on the first refusal."""
+        """Load ontology, shapes, topology and knowledge; raise ``FileLoadError`` if refused."""
         self.reload_ontology()
         self.reload_topology(topology_files)
         self._patterns = self._read_patterns()
@@ -74,8 +74,8 @@ class KnowledgeLoader:
         """Re-read the ontology and shapes files and replace their graphs."""
         ontology = parse_turtle(self.ontology_dir / ONTOLOGY_FILE, skolemize=True)
         shapes = parse_turtle(self.shapes_path, skolemize=True)
-        self.store.replace_graph(ONTOLOGY_GRAPH, ontology)  # type: ignore[arg-type]
-        self.store.replace_graph(SHAPES_GRAPH, shapes)  # type: ignore[arg-type]
+        self.store.replace_graph(ONTOLOGY_GRAPH, ontology)
+        self.store.replace_graph(SHAPES_GRAPH, shapes)
         self.ontology, self.shapes = ontology, shapes
 
     def reload_topology(self, files: Sequence[Path]) -> None:
@@ -102,7 +102,7 @@ class KnowledgeLoader:
     # -- checks without loading -----------------------------------------------------------
 
     def validate_paths(self, paths: Sequence[Path]) -> list[str]:
-        """Check files (topology .ttl, playbook and rule .yaml, directories); return the problems."""
+        """Check topology .ttl, playbook and rule .yaml files and directories; return problems."""
         files = _expand(paths)
         problems: list[str] = []
         topo = [f for f in files if f.suffix == ".ttl" and f.name not in _ONTOLOGY_NAMES]
@@ -131,7 +131,7 @@ class KnowledgeLoader:
             problems.append(str(exc))
             return []
         self._remember_graph(graph, str(path))
-        return list(graph)  # type: ignore[arg-type]
+        return list(graph)
 
     def _read_patterns(self) -> list[Triple]:
         path = self.ontology_dir / PATTERNS_FILE
@@ -139,7 +139,7 @@ class KnowledgeLoader:
             return []
         graph = parse_turtle(path)
         self._remember_graph(graph, str(path))
-        return list(graph)  # type: ignore[arg-type]
+        return list(graph)
 
     def _read_playbooks(self, directory: Path) -> list[Triple]:
         seen: dict[str, Playbook] = {}
@@ -147,7 +147,9 @@ class KnowledgeLoader:
         for path in playbook_files(directory) if directory.is_dir() else []:
             pb = load_playbook(path)
             if pb.id in seen:
-                raise SchemaError(str(path), f"duplicate playbook id (also in {seen[pb.id].source})", item=pb.id)
+                raise SchemaError(
+                    str(path), f"duplicate playbook id (also in {seen[pb.id].source})", item=pb.id
+                )
             seen[pb.id] = pb
             out += self._playbook_file(path, pb)
         return out
@@ -190,8 +192,6 @@ _ONTOLOGY_NAMES = (ONTOLOGY_FILE, SHAPES_FILE, PATTERNS_FILE)
 
 def validate_paths(paths: Sequence[Path], ontology_dir: Path) -> list[str]:
     """Check files against the ontology of ``ontology_dir`` without touching any store."""
-    from selfheal_kg.kg.store import RdflibStore  # local: the check needs only a scratch store
-
     return KnowledgeLoader(RdflibStore(), ontology_dir).validate_paths(paths)
 
 
@@ -199,7 +199,10 @@ def _expand(paths: Sequence[Path]) -> list[Path]:
     out: list[Path] = []
     for p in paths:
         if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.suffix in (".ttl", ".yaml", ".yml") and f.is_file())
+            # not recursive: rules/tests/ holds rule test cases, not rules
+            out += sorted(
+                f for f in p.iterdir() if f.suffix in (".ttl", ".yaml", ".yml") and f.is_file()
+            )
         else:
             out.append(p)
     return out
@@ -245,13 +248,19 @@ def _duplicate_ids(files: list[Path]) -> list[str]:
         except FileLoadError:
             continue  # already reported
         if pb.id in seen:
-            out.append(str(SchemaError(str(f), f"duplicate playbook id (also in {seen[pb.id]})", item=pb.id)))
+            out.append(
+                str(
+                    SchemaError(
+                        str(f), f"duplicate playbook id (also in {seen[pb.id]})", item=pb.id
+                    )
+                )
+            )
         seen.setdefault(pb.id, f)
     return out
 
 
 def _rule_checks(files: list[Path], problems: list[str]) -> list[Triple]:
-    """Load rule files through the rule engine's loader when it is importable; return their triples."""
+    """Load rule files with the rule engine's loader (when importable); return their triples."""
     if not files:
         return []
     try:
@@ -279,3 +288,14 @@ def _optional(target: tuple[str, str]) -> Callable[..., Iterable[Triple]] | None
         return None
     return fn
 
+
+def rules_dir_triples(rules_dir: Path) -> list[Triple]:
+    """Compile the rules of ``rules_dir`` to triples through the rule engine, when it is importable.
+
+    Returns an empty list when ``selfheal_kg.engine.rules`` or ``engine.to_graph`` is missing.
+    """
+    load = _optional(("selfheal_kg.engine.rules", "load_rules"))
+    to_triples = _optional(("selfheal_kg.engine.to_graph", "rule_triples"))
+    if load is None or to_triples is None or not rules_dir.is_dir():
+        return []
+    return list(to_triples(load(rules_dir)))

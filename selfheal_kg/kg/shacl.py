@@ -26,7 +26,7 @@ def validate(
     """Validate ``data`` against ``shapes`` and return the violations (empty list = conforms).
 
     Args:
-        data: the candidate data; not modified (pySHACL works on a copy when an ontology is mixed in).
+        data: the candidate data; not modified (pySHACL copies it to mix the ontology in).
         shapes: the shapes graph; copied per call because pySHACL writes into it.
         focus_nodes: validate only these nodes (fast path for run-time writes).
         ontology: mixed into the data so ``sh:class`` and class targets follow rdfs:subClassOf.
@@ -83,5 +83,5 @@ def show_term(term: Node | None) -> str:
     text = str(term)
     for prefix, iri in PREFIXES.items():
         if text.startswith(iri) and len(text) > len(iri):
-            return f"{prefix}:{text[len(iri):]}"
+            return f"{prefix}:{text[len(iri) :]}"
     return text if isinstance(term, URIRef) else f"_:{text}"

@@ -180,17 +180,22 @@ class OxigraphStore:
     def add(self, graph: URIRef, triples: Iterable[Triple]) -> None:
         """Add triples to ``graph`` in one transaction."""
         g = ox.NamedNode(str(graph))
-        quads = [ox.Quad(*(_ox_term(x) for x in t), g) for t in check_triples(triples)]  # type: ignore[arg-type]
+        quads = [
+            ox.Quad(_ox_term(s), _ox_term(p), _ox_term(o), g)  # type: ignore[arg-type]
+            for s, p, o in check_triples(triples)
+        ]
         with self._write:
             self._store.extend(quads)
 
     def replace_graph(self, graph: URIRef, triples: Iterable[Triple]) -> None:
-        """Drop and refill ``graph`` in one SPARQL update, which Oxigraph runs as one transaction."""
+        """Drop and refill ``graph`` in one SPARQL update (one transaction in Oxigraph)."""
         checked = check_triples(triples)
         g = f"<{graph}>"
         body = "\n".join(" ".join(str(_ox_term(x)) for x in t) + " ." for t in checked)
         with self._write:
-            self._store.update(f"DROP SILENT GRAPH {g} ;\nINSERT DATA {{ GRAPH {g} {{\n{body}\n}} }}")
+            self._store.update(
+                f"DROP SILENT GRAPH {g} ;\nINSERT DATA {{ GRAPH {g} {{\n{body}\n}} }}"
+            )
 
     def triples(self, graph: URIRef) -> Iterator[Triple]:
         """Iterate over the triples of ``graph``."""
@@ -212,17 +217,35 @@ class OxigraphStore:
 
     def count(self, graph: URIRef) -> int:
         """Return the number of triples in ``graph``."""
-        return sum(1 for _ in self._store.quads_for_pattern(None, None, None, ox.NamedNode(str(graph))))
+        return sum(
+            1 for _ in self._store.quads_for_pattern(None, None, None, ox.NamedNode(str(graph)))
+        )
 
 
 # ----------------------------------------------------------------------------- rdflib
+
+
+class _Dataset(rdflib.Dataset):
+    """rdflib's Dataset without the deprecation warning its own SPARQL engine triggers.
+
+    rdflib 7.6 evaluates every query through ``Dataset.default_context``, a property it has
+    itself deprecated; with warnings as errors each query would fail.
+    """
+
+    @property
+    def default_context(self) -> rdflib.Graph:
+        return self.default_graph  # type: ignore[no-any-return]
+
+    @default_context.setter
+    def default_context(self, value: rdflib.Graph) -> None:
+        self.default_graph = value
 
 
 class RdflibStore:
     """rdflib Dataset in memory; one lock for readers and writers (rdflib is not thread-safe)."""
 
     def __init__(self) -> None:
-        self._ds = rdflib.Dataset(default_union=True)
+        self._ds = _Dataset(default_union=True)
         self._lock = threading.RLock()
 
     def query(self, sparql: str) -> QueryResult:

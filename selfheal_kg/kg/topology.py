@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 import rdflib
 from rdflib import RDF, RDFS, BNode, Literal, URIRef
@@ -73,7 +73,9 @@ def parse_turtle(path: Path, *, skolemize: bool = False) -> rdflib.Graph:
     try:
         graph.parse(path, format="turtle")
     except BadSyntax as exc:
-        raise TurtleSyntaxError(str(path), f"Turtle syntax error: {exc._why}", line=exc.lines + 1) from exc
+        raise TurtleSyntaxError(
+            str(path), f"Turtle syntax error: {exc._why}", line=exc.lines + 1
+        ) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise TurtleSyntaxError(str(path), f"cannot read: {exc}") from exc
     except Exception as exc:  # rdflib raises assorted errors (bad IRIs, bad escapes ...)
@@ -87,7 +89,7 @@ def parse_turtle(path: Path, *, skolemize: bool = False) -> rdflib.Graph:
 
 
 def declared_triples(paths: Sequence[Path]) -> list[Triple]:
-    """Parse declared topology files and complete them: origin "declared", label from serviceName."""
+    """Parse declared topology files; add origin "declared" and a label from serviceName."""
     graph = rdflib.Graph()
     for path in paths:
         graph += parse_turtle(path)
@@ -126,7 +128,7 @@ def discovered_triples(store: KnowledgeStore, declared: Sequence[Triple]) -> lis
         a, b = current.value(rec, SHK.caller), current.value(rec, SHK.callee)
         if a in nodes and b in nodes and (a, b) not in declared_edges:
             keep += current.triples((rec, None, None))
-            keep.add((a, SHK.calls, b))  # type: ignore[arg-type]
+            keep.add((a, SHK.calls, b))
     return list(keep)
 
 
@@ -175,7 +177,8 @@ def _resolve(store: KnowledgeStore, names: set[str]) -> dict[str, list[tuple[URI
     rows = _select(
         store,
         f"""SELECT ?name ?n ?origin WHERE {{ VALUES ?name {{ {values} }}
-            GRAPH <{TOPOLOGY_GRAPH}> {{ ?n rdfs:label ?name . OPTIONAL {{ ?n shk:origin ?origin }} }} }}""",
+            GRAPH <{TOPOLOGY_GRAPH}> {{
+                ?n rdfs:label ?name . OPTIONAL {{ ?n shk:origin ?origin }} }} }}""",
     )
     out: dict[str, list[tuple[URIRef, str]]] = {}
     for name, n, origin in rows.rows:
@@ -220,7 +223,9 @@ def add_discovered_edges(
     inserts: list[Triple] = []
     for caller, callee in pairs:
         ends = [
-            _endpoint(name, kind, known.setdefault(name, []), seen, deletes, inserts)
+            _endpoint(
+                name, kind, known.setdefault(name, []), seen=seen, deletes=deletes, inserts=inserts
+            )
             for name, kind in ((caller, "Service"), (callee, kinds[(caller, callee)]))
         ]
         if ends[0] is None or ends[1] is None:
@@ -241,6 +246,7 @@ def _endpoint(
     name: str,
     kind: str,
     matches: list[tuple[URIRef, str]],
+    *,
     seen: Literal,
     deletes: list[Triple],
     inserts: list[Triple],

@@ -30,7 +30,9 @@ RENAMED: Final[Mapping[str, tuple[str, ...]]] = {
     "deployment.environment.name": ("deployment.environment",),
 }
 
-_SCALARS: Final = frozenset({"string_value", "bool_value", "int_value", "double_value", "bytes_value"})
+_SCALARS: Final = frozenset(
+    {"string_value", "bool_value", "int_value", "double_value", "bytes_value"}
+)
 
 # UCUM time units → seconds; everything else keeps its unit.
 _TIME_UNITS: Final[Mapping[str, float]] = {

@@ -76,7 +76,8 @@ class _ValueGroup:
 
     def points(self, node: str, metric: str) -> Iterator[DerivedPoint]:
         total = sum(self.values)
-        yield _point(node, metric, self.t, total / len(self.values) if self.mode == "mean" else total)
+        value = total / len(self.values) if self.mode == "mean" else total
+        yield _point(node, metric, self.t, value)
 
 
 class _HistogramGroup:
@@ -98,7 +99,8 @@ class _HistogramGroup:
         self.count += interval.count
         if failed:
             self.errors += interval.count
-        self.sum = None if self.sum is None or interval.sum is None else self.sum + interval.sum * scale
+        if self.sum is not None:
+            self.sum = None if interval.sum is None else self.sum + interval.sum * scale
         b = interval.buckets
         self.buckets.append(b if scale == 1.0 else Buckets(b.bounds * scale, b.counts))
 
@@ -123,8 +125,14 @@ class Derivation:
         self._histograms: dict[tuple[str, HistogramNames], list[_HistogramGroup]] = {}
 
     def value(
-        self, node: str, metric: str, mode: Literal["mean", "sum"], stream: object,
-        t: float, value: float,
+        self,
+        node: str,
+        metric: str,
+        mode: Literal["mean", "sum"],
+        stream: object,
+        *,
+        t: float,
+        value: float,
     ) -> None:
         """Add a gauge (``mean``) or additive (``sum``) value of ``stream`` at ``t`` seconds."""
         groups = self._values.setdefault((node, metric, mode), [])
@@ -133,8 +141,15 @@ class Derivation:
         group.t = max(group.t, t)
 
     def histogram(
-        self, node: str, names: HistogramNames, stream: object, t: float,
-        interval: HistogramInterval, scale: float, failed: bool,
+        self,
+        node: str,
+        names: HistogramNames,
+        stream: object,
+        *,
+        t: float,
+        interval: HistogramInterval,
+        scale: float,
+        failed: bool,
     ) -> None:
         """Add one histogram interval of ``stream`` (``scale`` brings it to base units)."""
         groups = self._histograms.setdefault((node, names), [])

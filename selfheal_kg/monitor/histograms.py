@@ -100,7 +100,8 @@ class ExpBuckets:
             return ExpBuckets(scale, self.offset, self.counts)
         index = (self.offset + np.arange(self.counts.size)) >> shift
         offset = int(index[0])
-        return ExpBuckets(scale, offset, np.bincount(index - offset, weights=self.counts))
+        merged = np.bincount(index - offset, weights=self.counts).astype(np.float64)
+        return ExpBuckets(scale, offset, merged)
 
     def minus(self, other: ExpBuckets) -> ExpBuckets:
         """Return ``self - other`` (bucket-wise, after bringing both to the coarser scale)."""

@@ -155,27 +155,42 @@ def _bounded_inflate(data: bytes, wbits: int, limit: int) -> bytes:
 
 @overload
 def decode(
-    signal: Literal["metrics"], body: bytes, content_type: str | None,
-    content_encoding: str | None, limit: int,
+    signal: Literal["metrics"],
+    body: bytes,
+    content_type: str | None,
+    content_encoding: str | None,
+    limit: int,
 ) -> ExportMetricsServiceRequest: ...
 @overload
 def decode(
-    signal: Literal["traces"], body: bytes, content_type: str | None,
-    content_encoding: str | None, limit: int,
+    signal: Literal["traces"],
+    body: bytes,
+    content_type: str | None,
+    content_encoding: str | None,
+    limit: int,
 ) -> ExportTraceServiceRequest: ...
 @overload
 def decode(
-    signal: Literal["logs"], body: bytes, content_type: str | None,
-    content_encoding: str | None, limit: int,
+    signal: Literal["logs"],
+    body: bytes,
+    content_type: str | None,
+    content_encoding: str | None,
+    limit: int,
 ) -> ExportLogsServiceRequest: ...
 @overload
 def decode(
-    signal: Signal, body: bytes, content_type: str | None,
-    content_encoding: str | None, limit: int,
+    signal: Signal,
+    body: bytes,
+    content_type: str | None,
+    content_encoding: str | None,
+    limit: int,
 ) -> ExportRequest: ...
 def decode(
-    signal: Signal, body: bytes, content_type: str | None,
-    content_encoding: str | None, limit: int,
+    signal: Signal,
+    body: bytes,
+    content_type: str | None,
+    content_encoding: str | None,
+    limit: int,
 ) -> ExportRequest:
     """Decode an OTLP/HTTP request body into its ``Export*ServiceRequest``.
 

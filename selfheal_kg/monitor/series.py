@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
-
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
@@ -29,6 +28,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
     NumberDataPoint,
     SummaryDataPoint,
 )
+
 from selfheal_kg.clock import Clock
 from selfheal_kg.model import DerivedPoint
 from selfheal_kg.monitor.attributes import (
@@ -62,12 +62,14 @@ class IngestStats:
     message: str = ""
 
 
-class _Tally:
-    """Counts of one export, with the first few distinct reasons for rejections."""
+class _Export:
+    """One export being ingested: its counts, first rejection reasons and derivation."""
 
-    __slots__ = ("accepted", "duplicates", "reasons", "rejected")
+    __slots__ = ("accepted", "derivation", "duplicates", "reasons", "received_at", "rejected")
 
-    def __init__(self) -> None:
+    def __init__(self, received_at: float) -> None:
+        self.received_at = received_at
+        self.derivation = Derivation()
         self.accepted = 0
         self.rejected = 0
         self.duplicates = 0
@@ -114,6 +116,8 @@ class SeriesStore:
         self._idle = stream_idle_seconds
         self._lock = threading.Lock()
         self._streams: dict[Hashable, Stream] = {}
+        # resource + scope → (latest point time in ns, received at) of its last export
+        self._origins: dict[Hashable, tuple[int, float]] = {}
         self._series: dict[str, Ring] = {}
         self._pending: deque[DerivedPoint] = deque(maxlen=max_pending)
         self._last_seen: dict[str, float] = {}
@@ -121,10 +125,11 @@ class SeriesStore:
         self.refused_streams = 0
         self.dropped_points = 0
 
-    def ingest_metrics(self, request: ExportMetricsServiceRequest, received_at: float) -> IngestStats:
+    def ingest_metrics(
+        self, request: ExportMetricsServiceRequest, received_at: float
+    ) -> IngestStats:
         """Ingest one export: update stream states, derive per-node points, count outcomes."""
-        tally = _Tally()
-        derivation = Derivation()
+        export = _Export(received_at)
         with self._lock:
             for rm in request.resource_metrics:
                 resource = attributes(rm.resource.attributes)
@@ -132,12 +137,16 @@ class SeriesStore:
                 self._touch(node, received_at)
                 resource_key = tuple(sorted(resource.items()))
                 for sm in rm.scope_metrics:
-                    origin = (resource_key, sm.scope.name, sm.scope.version)
+                    key = (resource_key, sm.scope.name, sm.scope.version)
+                    known = self._origins.get(key)
+                    origin = _Origin(node, key, known[0] if known else None)
                     for metric in sm.metrics:
-                        self._metric(node, origin, metric, received_at, tally, derivation)
-            for point in derivation.points():
+                        _Walker(self, export, origin, metric).walk()
+                    if origin.latest > 0:
+                        self._origins[key] = (origin.latest, received_at)
+            for point in export.derivation.points():
                 self._append(point)
-        return tally.stats()
+        return export.stats()
 
     def append(self, point: DerivedPoint) -> None:
         """Add a point derived elsewhere (e.g. from logs) to its series and to :meth:`drain`."""
@@ -221,46 +230,52 @@ class SeriesStore:
             horizon = min(now, received_at) - self._idle
             for key in [k for k, s in self._streams.items() if s.seen < horizon]:
                 del self._streams[key]
+            for key in [k for k, (_, seen) in self._origins.items() if seen < horizon]:
+                del self._origins[key]
         return len(self._streams) < self._max_streams
 
-    def _metric(
-        self, node: str, origin: Hashable, metric: Metric, received_at: float,
-        tally: _Tally, derivation: Derivation,
-    ) -> None:
-        kind = metric.WhichOneof("data")
-        if kind is None:
-            return
-        walker = _Walker(self, node, origin, metric, received_at, tally, derivation)
-        if kind == "gauge":
-            walker.gauge()
-        elif kind == "sum":
-            walker.sum()
-        elif kind == "histogram":
-            walker.histogram()
-        elif kind == "exponential_histogram":
-            walker.exponential_histogram()
-        else:
-            walker.summary()
+
+class _Origin:
+    """The resource and scope of the metrics being walked."""
+
+    __slots__ = ("key", "latest", "node", "since")
+
+    def __init__(self, node: str, key: Hashable, since: int | None) -> None:
+        self.node = node
+        self.key = key
+        self.since = since  # latest point time of its previous export, if any
+        self.latest = 0
 
 
 class _Walker:
     """Walks the points of one metric: validate, find the stream, derive."""
 
-    __slots__ = ("derivation", "metric", "node", "origin", "received_at", "scale", "store", "tally")
+    __slots__ = ("derivation", "export", "metric", "node", "origin", "scale", "store")
 
     def __init__(
-        self, store: SeriesStore, node: str, origin: Hashable, metric: Metric,
-        received_at: float, tally: _Tally, derivation: Derivation,
+        self, store: SeriesStore, export: _Export, origin: _Origin, metric: Metric
     ) -> None:
         self.store = store
-        self.node = node
+        self.export = export
+        self.derivation = export.derivation
+        self.node = origin.node
         self.origin = origin
         self.metric = metric
-        self.received_at = received_at
-        self.tally = tally
-        self.derivation = derivation
         unit = metric.unit or ("ms" if metric.name in OLD_MS_METRICS else "")
         self.scale = to_base_unit(unit)
+
+    def walk(self) -> None:
+        kind = self.metric.WhichOneof("data")
+        if kind == "gauge":
+            self.gauge()
+        elif kind == "sum":
+            self.sum()
+        elif kind == "histogram":
+            self.histogram()
+        elif kind == "exponential_histogram":
+            self.exponential_histogram()
+        elif kind == "summary":
+            self.summary()
 
     def gauge(self) -> None:
         for dp in self.metric.gauge.data_points:
@@ -268,14 +283,15 @@ class _Walker:
             if found:
                 stream, value = found
                 stream.observe(dp.time_unix_nano)
-                self.derivation.value(self.node, self.metric.name, "mean", stream, _s(dp.time_unix_nano), value)
+                t = _s(dp.time_unix_nano)
+                self.derivation.value(self.node, self.metric.name, "mean", stream, t=t, value=value)
 
     def sum(self) -> None:
         data = self.metric.sum
         temporality = data.aggregation_temporality
         if temporality not in (AGGREGATION_TEMPORALITY_CUMULATIVE, AGGREGATION_TEMPORALITY_DELTA):
             for _ in data.data_points:
-                self.tally.reject(self.metric.name, "aggregation temporality unspecified")
+                self.export.reject(self.metric.name, "aggregation temporality unspecified")
             return
         tag = ("sum", temporality, data.is_monotonic)
         name, cumulative = self.metric.name, temporality == AGGREGATION_TEMPORALITY_CUMULATIVE
@@ -290,15 +306,18 @@ class _Walker:
                 if not cumulative:
                     stream.total += value
                     value = stream.total
-                self.derivation.value(self.node, name, "sum", stream, t, value)
+                self.derivation.value(self.node, name, "sum", stream, t=t, value=value)
                 continue
             if cumulative:
-                moved = stream.counter(dp.start_time_unix_nano, dp.time_unix_nano, value)
+                moved = stream.counter(
+                    dp.start_time_unix_nano, dp.time_unix_nano, value, self.origin.since
+                )
             else:
                 seconds = stream.delta_seconds(dp.start_time_unix_nano, dp.time_unix_nano)
                 moved = None if seconds is None else (value, seconds)
             if moved and moved[1] > 0:
-                self.derivation.value(self.node, f"{name}.rate", "sum", stream, t, moved[0] / moved[1])
+                rate = moved[0] / moved[1]
+                self.derivation.value(self.node, f"{name}.rate", "sum", stream, t=t, value=rate)
 
     def histogram(self) -> None:
         data = self.metric.histogram
@@ -335,33 +354,35 @@ class _Walker:
     def _checked(self, dp: _AnyPoint, tag: Hashable, reason: str | None) -> Stream | None:
         """Count the point; return its stream when it is valid, recorded and newer than the last."""
         if reason is not None:
-            self.tally.reject(self.metric.name, reason)
+            self.export.reject(self.metric.name, reason)
             return None
-        key = (self.origin, self.metric.name, self.metric.unit, tag, attribute_key(dp.attributes))
+        self.origin.latest = max(self.origin.latest, dp.time_unix_nano)
+        metric = self.metric
+        key = (self.origin.key, metric.name, metric.unit, tag, attribute_key(dp.attributes))
         if dp.flags & _NO_RECORDED_VALUE:
             # The stream went stale: forget it, so that its next point is a fresh baseline.
             self.store._forget(key)
-            self.tally.accepted += 1
+            self.export.accepted += 1
             return None
-        stream = self.store._stream(key, self.received_at)
+        stream = self.store._stream(key, self.export.received_at)
         if stream is None:
-            self.tally.reject(self.metric.name, "too many streams")
+            self.export.reject(self.metric.name, "too many streams")
             return None
-        self.tally.accepted += 1
+        self.export.accepted += 1
         if not stream.is_new(dp.time_unix_nano):
-            self.tally.duplicates += 1
+            self.export.duplicates += 1
             return None
         return stream
 
     def _histogram_point(self, dp: _AnyPoint, point: HistogramPoint, temporality: int) -> None:
         if temporality not in (AGGREGATION_TEMPORALITY_CUMULATIVE, AGGREGATION_TEMPORALITY_DELTA):
-            self.tally.reject(self.metric.name, "aggregation temporality unspecified")
+            self.export.reject(self.metric.name, "aggregation temporality unspecified")
             return
         stream = self._checked(dp, ("histogram", temporality), None)
         if stream is None:
             return
         if temporality == AGGREGATION_TEMPORALITY_CUMULATIVE:
-            interval = stream.histogram(point)
+            interval = stream.histogram(point, self.origin.since)
         else:
             seconds = stream.delta_seconds(point.start, point.t)
             interval = None if seconds is None else interval_of(point, seconds)
@@ -370,7 +391,13 @@ class _Walker:
         names = histogram_names(self.metric.name)
         failed = names.errors is not None and is_error(attributes(dp.attributes))
         self.derivation.histogram(
-            self.node, names, stream, _s(point.t), interval, self.scale, failed
+            self.node,
+            names,
+            stream,
+            t=_s(point.t),
+            interval=interval,
+            scale=self.scale,
+            failed=failed,
         )
 
     def _explicit(self, dp: HistogramDataPoint) -> HistogramPoint | None:
@@ -392,10 +419,11 @@ class _Walker:
         if total is not None and not math.isfinite(total):
             reason = f"sum {total} is not finite"
         if reason is not None:
-            self.tally.reject(self.metric.name, reason)
+            self.export.reject(self.metric.name, reason)
             return None
+        buckets = Buckets(bounds, counts)
         return HistogramPoint(
-            dp.start_time_unix_nano, dp.time_unix_nano, float(dp.count), total, Buckets(bounds, counts)
+            dp.start_time_unix_nano, dp.time_unix_nano, float(dp.count), total, buckets
         )
 
     def _exponential(self, dp: ExponentialHistogramDataPoint) -> HistogramPoint | None:
@@ -410,7 +438,7 @@ class _Walker:
         if total is not None and not math.isfinite(total):
             reason = f"sum {total} is not finite"
         if reason is not None:
-            self.tally.reject(self.metric.name, reason)
+            self.export.reject(self.metric.name, reason)
             return None
         exp = ExpBuckets(dp.scale, dp.positive.offset, positive)
         return HistogramPoint(
@@ -422,7 +450,7 @@ class _Walker:
         if not math.isfinite(dp.sum):
             reason = f"sum {dp.sum} is not finite"
         if reason is not None:
-            self.tally.reject(self.metric.name, reason)
+            self.export.reject(self.metric.name, reason)
             return None
         buckets = Buckets(np.empty(0), np.array([float(dp.count)]))
         return HistogramPoint(
@@ -446,4 +474,4 @@ def _time_problem(start: int, t: int) -> str | None:
 
 
 def _s(nanos: int) -> float:
-    return nanos * 1e-9
+    return nanos / 1e9

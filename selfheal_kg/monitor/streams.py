@@ -9,12 +9,13 @@ retried export) or out of order, and is ignored.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 import numpy as np
 
 from selfheal_kg.monitor.histograms import Buckets, ExpBuckets, exponential_to_explicit
 
-_NS = 1e-9
+_NS = 1e9  # nanoseconds per second
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,52 +66,68 @@ class Stream:
         """Record a point of a stream whose value needs no history (gauges)."""
         self.t = t
 
-    def counter(self, start: int, t: int, value: float) -> tuple[float, float] | None:
-        """Advance a cumulative counter; return (increase, seconds), ``None`` for a baseline."""
+    def counter(
+        self, start: int, t: int, value: float, known_since: int | None
+    ) -> tuple[float, float] | None:
+        """Advance a cumulative counter; return (increase, seconds), ``None`` for a baseline.
+
+        ``known_since`` is when the stream's resource and scope last exported before this
+        export (see :func:`_counted_from`).
+        """
         previous, previous_start, previous_value = self.t, self.start, self.value
         self.start, self.t, self.value = start, t, value
-        restart = _restart(start, previous_start, previous)
-        if restart is None:
+        begin = _counted_from(start, previous_start, previous, known_since)
+        if begin == _BASELINE:
             return None
-        if restart:
-            return value, (t - start) * _NS
+        if begin is not None:
+            return value, (t - begin) / _NS
         if value < previous_value:
-            return value, (t - previous) * _NS
-        return value - previous_value, (t - previous) * _NS
+            return value, (t - previous) / _NS
+        return value - previous_value, (t - previous) / _NS
 
     def delta_seconds(self, start: int, t: int) -> float | None:
         """Return the length of a delta point's interval, ``None`` when it is unknown."""
         previous = self.t
         self.t = t
         if 0 < start < t:
-            return (t - start) * _NS
-        return (t - previous) * _NS if previous > 0 else None
+            return (t - start) / _NS
+        return (t - previous) / _NS if previous > 0 else None
 
-    def histogram(self, point: HistogramPoint) -> HistogramInterval | None:
+    def histogram(self, point: HistogramPoint, known_since: int | None) -> HistogramInterval | None:
         """Advance a cumulative histogram; return the interval, ``None`` for a baseline."""
         last, previous = self.last, self.t
         self.last, self.t, self.start = point, point.t, point.start
-        restart = _restart(point.start, last.start if last else 0, previous)
-        if restart is None or last is None:
+        begin = _counted_from(point.start, last.start if last else 0, previous, known_since)
+        if begin == _BASELINE:
             return None
-        if restart:
-            return interval_of(point, (point.t - point.start) * _NS)
+        if begin is not None:
+            return interval_of(point, (point.t - begin) / _NS)
+        if last is None:  # a continuation always has a previous point
+            return None
         # A drop without a new start time is a reset since the previous point.
-        return _difference(point, last) or interval_of(point, (point.t - previous) * _NS)
+        return _difference(point, last) or interval_of(point, (point.t - previous) / _NS)
 
 
-def _restart(start: int, previous_start: int, previous: int) -> bool | None:
-    """Whether a cumulative point restarts its stream; ``None``: it only sets a baseline.
+_BASELINE: Final = -1
 
-    A new start time after the previous point is a restart, counted from zero since ``start``.
-    A start time that moved but not past the previous point cannot be explained by a restart
-    (two writers of one stream, or a lost baseline), nor can a first point: re-baseline.
+
+def _counted_from(
+    start: int, previous_start: int, previous: int, known_since: int | None
+) -> int | None:
+    """Return since when a cumulative point counts from zero; ``None``: it continues.
+
+    - A stream's first point is only a baseline, unless its resource and scope exported
+      before (``known_since``): SDKs export every cumulative stream at each collection, so
+      a stream new there began after that export, and all of its value is new.
+    - A new start time after the previous point is a restart, counted from ``start``.
+    - A start time that moved but not past the previous point cannot be explained by a
+      restart (two writers of one stream, or a lost baseline): :data:`_BASELINE` again.
     """
     if previous < 0:
-        return None
+        return _BASELINE if known_since is None else max(known_since, start)
     if start in (previous_start, 0):
-        return False
-    return True if start >= previous else None
+        return None
+    return start if start >= previous else _BASELINE
 
 
 def interval_of(point: HistogramPoint, seconds: float) -> HistogramInterval | None:
@@ -145,4 +162,4 @@ def _difference(new: HistogramPoint, old: HistogramPoint) -> HistogramInterval |
         buckets = Buckets(new.buckets.bounds, counts)
     else:
         return None
-    return HistogramInterval((new.t - old.t) * _NS, count, total, buckets)
+    return HistogramInterval((new.t - old.t) / _NS, count, total, buckets)

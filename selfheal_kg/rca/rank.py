@@ -75,15 +75,15 @@ def rank(
             its dependencies, and paths start there.
         top: how many candidates to return.
         pattern_hints: optional per-node pattern-match strength in [0, 1].
-        observed: nodes that have metrics of their own; only others may be inferred.
-            ``None`` treats every non-anomalous node as unobserved.
+        observed: nodes that have metrics of their own; only other nodes may be inferred.
+            ``None`` turns inference off (nothing is known to lack metrics).
     """
     live = {n: a for n, a in anomalies.items() if a.score > 0}
     if not live:
         return []
     snap = snapshot.with_nodes([*live, *([target] if target else [])])
     scope = snap.descendants(target) if target else None
-    cands = _candidates(snap, live, scope, set(observed) if observed is not None else set(live))
+    cands = _candidates(snap, live, scope, observed)
     if not cands:
         return []
     names = list(cands)
@@ -104,10 +104,13 @@ def _candidates(
     snap: TopologySnapshot,
     live: Mapping[str, Anomaly],
     scope: set[str] | None,
-    observed: set[str],
+    observed: Collection[str] | None,
 ) -> dict[str, Anomaly]:
     """Return anomalous nodes in scope plus inferred unobserved dependencies."""
     cands = {n: a for n, a in live.items() if scope is None or n in scope}
+    if observed is None:
+        return cands
+    observed = set(observed)
     rows = np.array([snap.index[n] for n in cands], dtype=np.intp)
     for row in snap.callees(rows).tolist() if len(rows) else []:
         name = snap.names[row]
@@ -120,11 +123,15 @@ def _candidates(
 
 
 def _infer(name: str, callers: list[Anomaly]) -> Anomaly:
-    """Return the anomaly of an unobserved node whose callers are all anomalous."""
+    """Return the anomaly of an unobserved node whose callers are all anomalous.
+
+    Its score is the callers' mean discounted by n / (n + 1) for n callers: one anomalous
+    caller is weak evidence against a dependency, several agreeing callers are strong.
+    """
     evidence = tuple(dict.fromkeys(e for c in callers for e in c.evidence))
     return Anomaly(
         node=name,
-        score=float(np.mean([c.score for c in callers])),
+        score=float(np.mean([c.score for c in callers])) * len(callers) / (len(callers) + 1),
         onset=min(c.onset for c in callers),
         evidence=evidence,
         kinds=(INFERRED,),

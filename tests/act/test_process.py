@@ -80,6 +80,16 @@ def test_restart_brings_a_new_pid(sup: ProcessSupervisor) -> None:
     assert str(second) in report.detail
 
 
+def test_restart_after_a_crash_starts_it_again(sup: ProcessSupervisor) -> None:
+    sup.add(ProcessSpec("sleeper", SLEEPER))
+    crashed = sup.start("sleeper")
+    sup.kill("sleeper")
+    report = sup.execute("restart", "sleeper", {})
+    assert report.ok
+    assert sup.is_running("sleeper")
+    assert sup.pid("sleeper") != crashed
+
+
 def test_stop_escalates_to_sigkill(sup: ProcessSupervisor) -> None:
     stubborn = (
         sys.executable,

@@ -29,6 +29,7 @@ from selfheal_kg.demo import faults
 from selfheal_kg.demo.shop import LoadGenerator, Shop, http_get, load_declaration
 from selfheal_kg.errors import ActionError, FileLoadError, NotFound, UnsafeParameter
 from selfheal_kg.kg.namespaces import SHK, node_iri
+from selfheal_kg.kg.shacl import validate
 from selfheal_kg.paths import shipped
 
 DEMO = shipped("demo")
@@ -116,10 +117,8 @@ def attrs(kvs: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for kv in kvs:
         assert isinstance(kv, KeyValue)
-        value = kv.value
-        out[kv.key] = (
-            getattr(value, value.WhichOneof("value")) if value.WhichOneof("value") else None
-        )
+        kind = kv.value.WhichOneof("value")
+        out[kv.key] = getattr(kv.value, kind) if kind is not None else None
     return out
 
 
@@ -138,7 +137,7 @@ def metric_services(received: Received, metric: str) -> dict[str, dict[str, Any]
 
 def spans(received: Received) -> list[tuple[str, Any]]:
     """Return every received span with its service name."""
-    out = []
+    out: list[tuple[str, Any]] = []
     for req in received.of("/v1/traces"):
         for rs in req.resource_spans:
             service = attrs(rs.resource.attributes)["service.name"]
@@ -202,6 +201,17 @@ def test_topology_matches_declaration_and_has_no_ports() -> None:
     assert (db, rdflib.RDF.type, SHK.Database) in graph
     assert not any(isinstance(o, rdflib.BNode) for o in graph.all_nodes())
     assert "127.0.0.1" not in (DEMO / "topology.ttl").read_text()
+
+
+def test_topology_conforms_to_the_shipped_shapes() -> None:
+    ontology_dir = shipped("ontology")
+    shapes = rdflib.Graph().parse(ontology_dir / "shapes.ttl")
+    ontology = rdflib.Graph().parse(ontology_dir / "selfheal.ttl")
+    graph = rdflib.Graph().parse(DEMO / "topology.ttl")
+    assert validate(graph, shapes, ontology=ontology) == []
+    # The shapes do look at these nodes: a bad value is caught.
+    graph.set((node_iri("service", "payment"), SHK.criticality, rdflib.Literal("urgent")))
+    assert validate(graph, shapes, ontology=ontology) != []
 
 
 @pytest.mark.parametrize(

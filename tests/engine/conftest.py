@@ -1,8 +1,6 @@
-"""Shared helpers for the rule engine tests."""
+"""Fixtures for the rule engine tests: every engine test runs on both engines."""
 
 from __future__ import annotations
-
-from collections.abc import Iterator
 
 import pytest
 
@@ -10,16 +8,13 @@ from selfheal_kg.engine.durable import DurableRuleEngine
 from selfheal_kg.engine.port import EngineCore
 from selfheal_kg.engine.reference import ReferenceEngine
 
-ENGINES = {"durable": DurableRuleEngine, "reference": ReferenceEngine}
+ENGINES: dict[str, type[EngineCore]] = {
+    "durable": DurableRuleEngine,
+    "reference": ReferenceEngine,
+}
 
 
 @pytest.fixture(params=sorted(ENGINES))
 def engine_cls(request: pytest.FixtureRequest) -> type[EngineCore]:
+    """Each engine class in turn."""
     return ENGINES[request.param]
-
-
-@pytest.fixture
-def make(engine_cls: type[EngineCore]) -> Iterator[type[EngineCore]]:
-    yield engine_cls
-
-

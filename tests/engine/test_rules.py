@@ -5,12 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from engine_facts import write
 
 from selfheal_kg.engine.ir import Ref
 from selfheal_kg.engine.rules import load_rule_file, load_rules
 from selfheal_kg.errors import RuleLoadError
 from selfheal_kg.paths import shipped
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
 
 GOOD = """
 rules:
@@ -84,7 +90,6 @@ def test_bad_regex_is_refused(tmp_path: Path) -> None:
 
 def test_hostile_and_empty_documents_are_refused(tmp_path: Path) -> None:
     assert "schema" in _refusal(tmp_path, "").reason
-    assert "schema" in _refusal(tmp_path, "!!python/object:os.system {}\n").reason or True
     err = _refusal(tmp_path, "rules: [{id: 'a b;rm -rf', when: {all: []}, actions: []}]")
     assert "schema" in err.reason
 

@@ -1,0 +1,198 @@
+"""Batch root cause analysis from files: a topology and long-format metrics.
+
+Topology: a CSV with header ``caller,callee``, or Turtle (``.ttl``) read for ``shk:calls`` and
+``shk:dependsOn`` triples (node names from ``shk:serviceName`` / ``rdfs:label``). Metrics: a
+CSV ``timestamp,node,metric,value``. Each (node, metric) of the incident window is compared
+with its baseline (median and floored MAD, as in :mod:`selfheal_kg.detect.robust_z`); a node's
+anomaly is its strongest metric.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote
+
+import numpy as np
+from rdflib import Graph, URIRef
+from rdflib.namespace import RDF, RDFS
+
+from selfheal_kg.detect.batch import parse_time
+from selfheal_kg.detect.robust_z import robust_scale, z_to_score
+from selfheal_kg.errors import FileLoadError, TurtleSyntaxError
+from selfheal_kg.kg.namespaces import SHK
+from selfheal_kg.rca.graph import TopologySnapshot
+from selfheal_kg.rca.rank import Anomaly
+
+Z_LOW, Z_FULL = 3.0, 6.0
+REL_FLOOR, ABS_FLOOR = 0.01, 1e-9
+
+Rows = list[tuple[float, str, str, float]]
+
+
+@dataclass(frozen=True, slots=True)
+class MetricDeviation:
+    """How far one metric of one node moved from its baseline."""
+
+    node: str
+    metric: str
+    z: float
+    score: float
+    onset: float
+
+
+def load_topology(path: Path) -> TopologySnapshot:
+    """Read a ``caller,callee`` CSV or a Turtle file into a snapshot.
+
+    Raises:
+        FileLoadError: unreadable or malformed (file and line when known).
+    """
+    if path.suffix.lower() == ".ttl":
+        return _load_turtle(path)
+    edges = []
+    for line, row in _csv_rows(path, ("caller", "callee")):
+        caller, callee = row[0].strip(), row[1].strip()
+        if not caller or not callee:
+            raise FileLoadError(str(path), "empty caller or callee", line=line)
+        edges.append((caller, callee))
+    return TopologySnapshot.from_edges(edges)
+
+
+def _load_turtle(path: Path) -> TopologySnapshot:
+    g = Graph()
+    try:
+        g.parse(path, format="turtle")
+    except OSError as exc:
+        raise FileLoadError(str(path), f"cannot read: {exc.strerror or exc}") from exc
+    except Exception as exc:  # rdflib raises assorted parser errors; all mean "bad Turtle"
+        raise TurtleSyntaxError(str(path), f"not valid Turtle: {exc}") from exc
+    edges = [
+        (_name(g, s), _name(g, o))
+        for p in (SHK.calls, SHK.dependsOn)
+        for s, o in g.subject_objects(p)
+        if isinstance(s, URIRef) and isinstance(o, URIRef)
+    ]
+    kinds = {
+        _name(g, s): str(o).rsplit("#", 1)[-1].lower()
+        for s, o in g.subject_objects(RDF.type)
+        if isinstance(s, URIRef) and str(o).startswith(str(SHK)) and str(o) != str(SHK.Node)
+    }
+    return TopologySnapshot.from_edges(edges, kinds)
+
+
+def _name(g: Graph, node: URIRef) -> str:
+    """Return a node's name: shk:serviceName, else rdfs:label, else its IRI's last segment."""
+    for prop in (SHK.serviceName, RDFS.label):
+        value = g.value(node, prop)
+        if value is not None:
+            return str(value)
+    return unquote(str(node).rstrip("/").rsplit("/", 1)[-1])
+
+
+def load_metrics(path: Path) -> Rows:
+    """Read a long ``timestamp,node,metric,value`` CSV (empty values are skipped).
+
+    Raises:
+        FileLoadError: unreadable or malformed (file and line).
+    """
+    rows: Rows = []
+    for line, row in _csv_rows(path, ("timestamp", "node", "metric", "value")):
+        if not row[3].strip():
+            continue
+        try:
+            t, value = parse_time(row[0]), float(row[3])
+        except ValueError as exc:
+            raise FileLoadError(str(path), f"bad timestamp or value: {exc}", line=line) from exc
+        if not math.isfinite(value):
+            raise FileLoadError(str(path), f"value {row[3]!r} is not finite", line=line)
+        rows.append((t, row[1].strip(), row[2].strip(), value))
+    return rows
+
+
+def _csv_rows(path: Path, columns: tuple[str, ...]) -> Iterable[tuple[int, list[str]]]:
+    """Yield (line, row) of a CSV whose header starts with ``columns``."""
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            reader = csv.reader(f)
+            header = [h.strip().lower() for h in next(reader, [])]
+            if tuple(header[: len(columns)]) != columns:
+                raise FileLoadError(str(path), f"expected header {','.join(columns)}", line=1)
+            for row in reader:
+                if not row or all(not c.strip() for c in row):
+                    continue
+                if len(row) < len(columns):
+                    raise FileLoadError(
+                        str(path), f"expected {len(columns)} columns", line=reader.line_num
+                    )
+                yield reader.line_num, row
+    except OSError as exc:
+        raise FileLoadError(str(path), f"cannot read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise FileLoadError(str(path), f"not UTF-8 text: {exc.reason}") from exc
+    except csv.Error as exc:
+        raise FileLoadError(str(path), f"malformed CSV: {exc}") from exc
+
+
+def split_baseline(rows: Rows, at: float | None) -> tuple[Rows, Rows]:
+    """Split rows into (baseline, incident) at ``at``, or at the middle of the time range."""
+    if not rows:
+        return [], []
+    if at is None:
+        times = [r[0] for r in rows]
+        at = (min(times) + max(times)) / 2
+    return [r for r in rows if r[0] < at], [r for r in rows if r[0] >= at]
+
+
+def deviations(baseline: Rows, incident: Rows) -> list[MetricDeviation]:
+    """Compare each (node, metric) of the incident with its baseline."""
+    base = _group(baseline)
+    out = []
+    for key, points in _group(incident).items():
+        ref = base.get(key)
+        if ref is None or len(ref) < 2:
+            continue
+        ref_v = np.array([v for _, v in ref])
+        med = np.median(ref_v)
+        scale = robust_scale(
+            np.array([med]), np.array([np.median(np.abs(ref_v - med))]), REL_FLOOR, ABS_FLOOR
+        )[0]
+        z = np.array([(v - med) / scale for _, v in points])
+        worst = int(np.argmax(np.abs(z)))
+        above = np.flatnonzero(np.abs(z) > Z_LOW)
+        onset = points[int(above[0])][0] if above.size else points[worst][0]
+        score = float(z_to_score(z[worst : worst + 1], Z_LOW, Z_FULL)[0])
+        out.append(MetricDeviation(key[0], key[1], float(z[worst]), score, onset))
+    return out
+
+
+def _group(rows: Rows) -> dict[tuple[str, str], list[tuple[float, float]]]:
+    groups: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
+    for t, node, metric, value in sorted(rows):
+        groups[(node, metric)].append((t, value))
+    return groups
+
+
+def node_anomalies(devs: Iterable[MetricDeviation]) -> dict[str, Anomaly]:
+    """Fold metric deviations into one Anomaly per node (strongest metric wins)."""
+    by_node: Mapping[str, list[MetricDeviation]] = _by_node(d for d in devs if d.score > 0)
+    return {
+        node: Anomaly(
+            node=node,
+            score=max(d.score for d in ds),
+            onset=min(d.onset for d in ds),
+            evidence=tuple(f"{d.node}/{d.metric}" for d in ds),
+            kinds=tuple(d.metric for d in ds),
+        )
+        for node, ds in by_node.items()
+    }
+
+
+def _by_node(devs: Iterable[MetricDeviation]) -> dict[str, list[MetricDeviation]]:
+    out: dict[str, list[MetricDeviation]] = defaultdict(list)
+    for d in devs:
+        out[d.node].append(d)
+    return out

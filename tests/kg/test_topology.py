@@ -1,0 +1,126 @@
+"""Declared topology, discovered edges, and the read helpers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from rdflib import Literal
+
+from selfheal_kg.errors import TurtleSyntaxError
+from selfheal_kg.kg import topology
+from selfheal_kg.kg.loader import KnowledgeLoader
+from selfheal_kg.kg.namespaces import SHK, SPARQL_PREFIXES, TOPOLOGY_GRAPH, node_iri
+from selfheal_kg.kg.store import KnowledgeStore, SelectResult
+
+T0 = 1_700_000_000.0
+
+
+@pytest.fixture
+def loaded(
+    store: KnowledgeStore, ontology_dir: Path, playbooks_dir: Path, topology_file: Path
+) -> KnowledgeLoader:
+    loader = KnowledgeLoader(store, ontology_dir)
+    loader.load_all([topology_file], playbooks_dir)
+    return loader
+
+
+def test_edges_and_nodes_of_declared_topology(store: KnowledgeStore, loaded: KnowledgeLoader) -> None:
+    assert topology.edges(store) == [("checkout", "orders"), ("frontend", "checkout")]
+    assert topology.nodes(store) == {
+        "frontend": "Service",
+        "checkout": "Service",
+        "orders": "Database",
+    }
+
+
+def test_declared_nodes_get_origin_and_label(store: KnowledgeStore, loaded: KnowledgeLoader) -> None:
+    triples = set(store.triples(TOPOLOGY_GRAPH))
+    checkout = node_iri("service", "checkout")
+    assert (checkout, SHK.origin, Literal("declared")) in triples
+
+
+def test_discovered_edges_are_added_with_times(store: KnowledgeStore, loaded: KnowledgeLoader) -> None:
+    conflicts = topology.add_discovered_edges(store, [("checkout", "payment")], T0)
+    assert conflicts == []
+    topology.add_discovered_edges(store, [("checkout", "payment")], T0 + 60)
+    assert ("checkout", "payment") in topology.edges(store)
+    assert topology.nodes(store)["payment"] == "Service"
+    q = SPARQL_PREFIXES + """SELECT ?first ?last ?origin WHERE {
+        ?r a shk:ObservedCall ; shk:firstSeen ?first ; shk:lastSeen ?last ; shk:origin ?origin }"""
+    result = store.query(q)
+    assert isinstance(result, SelectResult)
+    assert len(result.rows) == 1
+    first, last, origin = result.rows[0]
+    assert str(origin) == "discovered"
+    assert str(first).startswith("2023-11-14T22:13:20")
+    assert str(last).startswith("2023-11-14T22:14:20")
+
+
+def test_declared_edge_is_never_overridden(store: KnowledgeStore, loaded: KnowledgeLoader) -> None:
+    before = set(store.triples(TOPOLOGY_GRAPH))
+    conflicts = topology.add_discovered_edges(store, [("frontend", "checkout")], T0)
+    assert [(c.caller, c.callee) for c in conflicts] == [("frontend", "checkout")]
+    assert "declared" in conflicts[0].reason
+    assert set(store.triples(TOPOLOGY_GRAPH)) == before
+
+
+def test_edge_objects_with_callee_kind(store: KnowledgeStore, loaded: KnowledgeLoader) -> None:
+    @dataclass
+    class Edge:
+        caller: str
+        callee: str
+        callee_kind: str
+
+    topology.add_discovered_edges(store, [Edge("checkout", "cache", "database")], T0)
+    assert topology.nodes(store)["cache"] == "Database"
+
+
+def test_hostile_names_stay_inside_their_iri(store: KnowledgeStore, loaded: KnowledgeLoader) -> None:
+    evil = 'x> } ; DROP ALL ; <"'
+    topology.add_discovered_edges(store, [("checkout", evil)], T0)
+    assert topology.nodes(store)[evil] == "Service"
+    assert topology.nodes(store)["orders"] == "Database"
+
+
+def test_reload_keeps_discovered_edges(
+    store: KnowledgeStore, loaded: KnowledgeLoader, topology_file: Path
+) -> None:
+    topology.add_discovered_edges(store, [("checkout", "payment")], T0)
+    loaded.reload_topology([topology_file])
+    assert ("checkout", "payment") in topology.edges(store)
+
+
+def test_reload_declaring_a_discovered_node_makes_it_declared(
+    store: KnowledgeStore, loaded: KnowledgeLoader, topology_file: Path, tmp_path: Path
+) -> None:
+    topology.add_discovered_edges(store, [("checkout", "payment")], T0)
+    extra = tmp_path / "payment.ttl"
+    extra.write_text(
+        "@prefix shk: <https://w3id.org/selfheal-kg/ontology#> .\n"
+        '<https://w3id.org/selfheal-kg/id/service/payment> a shk:Service ; shk:serviceName "payment" .\n',
+        encoding="utf-8",
+    )
+    loaded.reload_topology([topology_file, extra])
+    payment = node_iri("service", "payment")
+    origins = {o for s, p, o in store.triples(TOPOLOGY_GRAPH) if s == payment and p == SHK.origin}
+    assert origins == {Literal("declared")}
+    assert ("checkout", "payment") in topology.edges(store)
+
+
+def test_turtle_syntax_error_names_file_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.ttl"
+    bad.write_text('@prefix ex: <http://e/> .\nex:a ex:b ex:c .\nex:a ex:b "x\n', encoding="utf-8")
+    with pytest.raises(TurtleSyntaxError) as info:
+        topology.parse_turtle(bad)
+    assert info.value.file == str(bad)
+    assert info.value.line == 3
+    assert f"{bad}:3" in str(info.value)
+
+
+def test_blank_nodes_in_topology_refused(tmp_path: Path) -> None:
+    path = tmp_path / "b.ttl"
+    path.write_text("[] <http://e/p> <http://e/o> .\n", encoding="utf-8")
+    with pytest.raises(TurtleSyntaxError, match="blank node"):
+        topology.parse_turtle(path)
