@@ -249,7 +249,11 @@ class Pipeline:
         edges, kinds = self.knowledge.topology()
         snapshot = TopologySnapshot.from_edges(edges, kinds)
         anomalies = self._anomalies()
+        # Hidden roots are inferred only behind nodes that report; nothing can be inferred
+        # about the dependencies of a node that is down (it makes no calls at all).
         observed = set(self.series.last_seen())
+        for node in self.liveness.down():
+            observed |= set(snapshot.graph.successors(node)) if node in snapshot.graph else set()
         causes = rank(snapshot, anomalies, target=inc.node, top=5, observed=observed)
         own = [c for c in causes if c.node in inc.nodes or _reaches(snapshot.graph, inc.node, c.node)]
         causes = _renumber(own or causes)
@@ -263,7 +267,7 @@ class Pipeline:
             inc.id,
             pattern,
             target,
-            kinds.get(target, "service"),
+            kinds.get(target, "Service"),
             list(playbooks.values()),
             snapshot.graph,
             self.knowledge.history(),

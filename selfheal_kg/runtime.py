@@ -40,6 +40,14 @@ from selfheal_kg.pipeline import Knowledge, Pipeline, Settings, TickReport, Topo
 
 Triple = tuple[Node, Node, Node]
 
+# span-discovered node kinds → ontology class names (what playbooks' target_types name)
+KIND_CLASS = {
+    "service": "Service",
+    "database": "Database",
+    "queue": "Queue",
+    "external": "ExternalService",
+}
+
 
 class Runtime:
     """Everything ``selfheal serve`` runs, built once from the configuration."""
@@ -99,7 +107,7 @@ class Runtime:
             pair = (e.caller, e.callee)
             if pair not in declared:
                 edges.append(pair)
-                kinds.setdefault(e.callee, e.callee_kind)
+                kinds.setdefault(e.callee, KIND_CLASS.get(e.callee_kind, "Service"))
         return edges, kinds
 
     def _playbooks(self) -> Mapping[str, Playbook]:

@@ -33,6 +33,7 @@ from selfheal_kg.runtime import Runtime
 SCENARIOS: dict[str, tuple[str, str]] = {"crash": ("inventory", "inventory")}
 
 SUMMARY_QUERY = """PREFIX shk: <https://w3id.org/selfheal-kg/ontology#>
+PREFIX rdfs: <http://www.w3.org/2000/01/rdf-schema#>
 SELECT ?incident ?status ?root ?playbook ?success ?timeToDetect ?timeToRecover WHERE {
   ?i a shk:Incident ; shk:incidentId ?incident ; shk:status ?status .
   OPTIONAL { ?i shk:hasRootCause ?rc . ?rc shk:rank 1 ; rdfs:label ?root }

@@ -86,3 +86,25 @@ def as_values(values: Sequence[float] | FloatArray, n: int) -> FloatArray:
     if arr.shape != (n,):
         raise ValueError(f"expected {n} values, got shape {arr.shape}")
     return arr
+
+
+class Cadence:
+    """Learn the update interval (seconds) from the times passed to ``update``.
+
+    Detectors whose windows are in seconds (burn rates) or whose phase depends on time
+    (seasonal profiles) need the step; the server ticks at a fixed interval, so the first
+    positive gap between two updates is it, unless ``step`` is given.
+    """
+
+    def __init__(self, step: float | None = None) -> None:
+        if step is not None and step <= 0:
+            raise ValueError("step must be positive")
+        self.step = step
+        self._last: float | None = None
+
+    def observe(self, t: float) -> float | None:
+        """Record an update at ``t``; return the step once known."""
+        if self.step is None and self._last is not None and t > self._last:
+            self.step = t - self._last
+        self._last = t
+        return self.step

@@ -118,13 +118,14 @@ def _counted_from(
 
     - A stream's first point is only a baseline, unless its resource and scope exported
       before (``known_since``): SDKs export every cumulative stream at each collection, so
-      a stream new there began after that export, and all of its value is new.
+      a stream new there began after that export, and all of its value is new. It counts
+      over the same interval as its siblings, so that their rates add up.
     - A new start time after the previous point is a restart, counted from ``start``.
     - A start time that moved but not past the previous point cannot be explained by a
       restart (two writers of one stream, or a lost baseline): :data:`_BASELINE` again.
     """
     if previous < 0:
-        return _BASELINE if known_since is None else max(known_since, start)
+        return _BASELINE if known_since is None else known_since
     if start in (previous_start, 0):
         return None
     return start if start >= previous else _BASELINE

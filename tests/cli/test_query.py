@@ -44,7 +44,10 @@ def test_json_format(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_csv_format_with_topology(capsys: pytest.CaptureFixture[str]) -> None:
     topo = shipped("demo") / "topology.ttl"
-    q = "PREFIX shk: <https://w3id.org/selfheal-kg/ontology#> SELECT ?n WHERE { ?s shk:serviceName ?n } ORDER BY ?n"
+    q = (
+        "PREFIX shk: <https://w3id.org/selfheal-kg/ontology#>"
+        " SELECT ?n WHERE { ?s shk:serviceName ?n } ORDER BY ?n"
+    )
     assert _run([q, "--format", "csv", "--topology", str(topo)]) == 0
     rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
     assert rows[0] == ["n"]

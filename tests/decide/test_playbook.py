@@ -95,9 +95,12 @@ def test_yaml_syntax_error_names_line(tmp_path: Path) -> None:
 
 
 def test_step_params_checked_against_parameter_schema(tmp_path: Path) -> None:
-    text = MINIMAL.replace(
-        "  - action: restart\n", "  - action: restart\n    params: {signal: KILL}\n"
-    ) + "parameters:\n  type: object\n  additionalProperties: false\n  properties: {}\n"
+    text = (
+        MINIMAL.replace(
+            "  - action: restart\n", "  - action: restart\n    params: {signal: KILL}\n"
+        )
+        + "parameters:\n  type: object\n  additionalProperties: false\n  properties: {}\n"
+    )
     with pytest.raises(SchemaError, match=r"\$\.steps\[0\]\.params"):
         load_playbook(_write(tmp_path, text))
 

@@ -22,7 +22,10 @@ from selfheal_kg.runtime import Runtime
 
 pytestmark = pytest.mark.e2e
 
-PREFIX = "PREFIX shk: <https://w3id.org/selfheal-kg/ontology#>\n"
+PREFIX = (
+    "PREFIX shk: <https://w3id.org/selfheal-kg/ontology#>\n"
+    "PREFIX rdfs: <http://www.w3.org/2000/01/rdf-schema#>\n"
+)
 
 
 @pytest.fixture
@@ -44,7 +47,7 @@ def live(tmp_path: Path) -> Iterator[tuple[Shop, Runtime, str]]:
 
 def sparql(url: str, query: str) -> list[dict[str, str]]:
     resp = httpx.post(f"{url}/sparql", data={"query": PREFIX + query}, timeout=10)
-    resp.raise_for_status()
+    assert resp.status_code == 200, resp.text
     rows = resp.json()["results"]["bindings"]
     return [{k: v["value"] for k, v in row.items()} for row in rows]
 

@@ -35,18 +35,48 @@ def book_on(store: KnowledgeStore) -> IncidentBook:
 
 def test_full_incident_round_trip(store: KnowledgeStore) -> None:
     book = book_on(store)
-    sig = Signal("s1", "inv|rate", "inv", "http.server.request.rate", "robust_z", 0.95, "down",
-                 99.0, 100.0, 0.0, 20.0)
-    diag = Diagnosis("d1", "ServiceDown", "inv", "service-down", ({"id": "health:inv",
-                     "type": "health", "onset": 99.0},), 101.0, 99.0)
+    sig = Signal(
+        "s1",
+        "inv|rate",
+        "inv",
+        "http.server.request.rate",
+        "robust_z",
+        0.95,
+        "down",
+        99.0,
+        100.0,
+        0.0,
+        20.0,
+    )
+    diag = Diagnosis(
+        "d1",
+        "ServiceDown",
+        "inv",
+        "service-down",
+        ({"id": "health:inv", "type": "health", "onset": 99.0},),
+        101.0,
+        99.0,
+    )
     inc = book.open(diag, 101.0)
     book.add_signals(inc, [sig, sig])
     book.set_root_causes(inc, [RootCause("inv", 1, 0.9, ("fe", "co", "inv"), ("s1",), "leaf")])
     cand = Candidate("restart-service", "inv", 0.8, 0.9, "low", 3, 1.0, True, "best")
     book.set_decision(inc, Decision(inc.id, cand, (cand,), "because"), 103.0)
     book.set_status(inc, Status.HEALING)
-    book.add_step(inc, StepResult(1, "restart", "inv", {}, 103.0, 104.0, True, "pid 42",
-                                  rollback_point={"running": False, "pid": 0}))
+    book.add_step(
+        inc,
+        StepResult(
+            1,
+            "restart",
+            "inv",
+            {},
+            103.0,
+            104.0,
+            True,
+            "pid 42",
+            rollback_point={"running": False, "pid": 0},
+        ),
+    )
     book.close(inc, Outcome(inc.id, True, 106.0, "verified"), 106.0, Status.RESOLVED)
 
     listed = records.list_incidents(store, None, 10)

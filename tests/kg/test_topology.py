@@ -26,7 +26,9 @@ def loaded(
     return loader
 
 
-def test_edges_and_nodes_of_declared_topology(store: KnowledgeStore, loaded: KnowledgeLoader) -> None:
+def test_edges_and_nodes_of_declared_topology(
+    store: KnowledgeStore, loaded: KnowledgeLoader
+) -> None:
     assert topology.edges(store) == [("checkout", "orders"), ("frontend", "checkout")]
     assert topology.nodes(store) == {
         "frontend": "Service",
@@ -35,20 +37,27 @@ def test_edges_and_nodes_of_declared_topology(store: KnowledgeStore, loaded: Kno
     }
 
 
-def test_declared_nodes_get_origin_and_label(store: KnowledgeStore, loaded: KnowledgeLoader) -> None:
+def test_declared_nodes_get_origin_and_label(
+    store: KnowledgeStore, loaded: KnowledgeLoader
+) -> None:
     triples = set(store.triples(TOPOLOGY_GRAPH))
     checkout = node_iri("service", "checkout")
     assert (checkout, SHK.origin, Literal("declared")) in triples
 
 
-def test_discovered_edges_are_added_with_times(store: KnowledgeStore, loaded: KnowledgeLoader) -> None:
+def test_discovered_edges_are_added_with_times(
+    store: KnowledgeStore, loaded: KnowledgeLoader
+) -> None:
     conflicts = topology.add_discovered_edges(store, [("checkout", "payment")], T0)
     assert conflicts == []
     topology.add_discovered_edges(store, [("checkout", "payment")], T0 + 60)
     assert ("checkout", "payment") in topology.edges(store)
     assert topology.nodes(store)["payment"] == "Service"
-    q = SPARQL_PREFIXES + """SELECT ?first ?last ?origin WHERE {
+    q = (
+        SPARQL_PREFIXES
+        + """SELECT ?first ?last ?origin WHERE {
         ?r a shk:ObservedCall ; shk:firstSeen ?first ; shk:lastSeen ?last ; shk:origin ?origin }"""
+    )
     result = store.query(q)
     assert isinstance(result, SelectResult)
     assert len(result.rows) == 1
@@ -77,7 +86,9 @@ def test_edge_objects_with_callee_kind(store: KnowledgeStore, loaded: KnowledgeL
     assert topology.nodes(store)["cache"] == "Database"
 
 
-def test_hostile_names_stay_inside_their_iri(store: KnowledgeStore, loaded: KnowledgeLoader) -> None:
+def test_hostile_names_stay_inside_their_iri(
+    store: KnowledgeStore, loaded: KnowledgeLoader
+) -> None:
     evil = 'x> } ; DROP ALL ; <"'
     topology.add_discovered_edges(store, [("checkout", evil)], T0)
     assert topology.nodes(store)[evil] == "Service"
@@ -99,7 +110,8 @@ def test_reload_declaring_a_discovered_node_makes_it_declared(
     extra = tmp_path / "payment.ttl"
     extra.write_text(
         "@prefix shk: <https://w3id.org/selfheal-kg/ontology#> .\n"
-        '<https://w3id.org/selfheal-kg/id/service/payment> a shk:Service ; shk:serviceName "payment" .\n',
+        "<https://w3id.org/selfheal-kg/id/service/payment> a shk:Service ;\n"
+        '    shk:serviceName "payment" .\n',
         encoding="utf-8",
     )
     loaded.reload_topology([topology_file, extra])
