@@ -116,7 +116,7 @@ class Runtime:
     def _history(self) -> Mapping[tuple[str, str], History]:
         q = SPARQL_PREFIXES + """
 SELECT ?pb ?pattern (SUM(IF(?ok, 1, 0)) AS ?ok_n) (SUM(IF(?ok, 0, 1)) AS ?fail_n) WHERE {
-  ?inc shk:hasDecision/shk:chosePlaybook ?pbi ; shk:hasOutcome/shk:success ?ok ;
+  ?inc shk:hasDecision/shk:chosePlaybook ?pbi ; shk:hasOutcome/shk:succeeded ?ok ;
        shk:matchesPattern ?pi .
   BIND(STRAFTER(STR(?pbi), "/playbook/") AS ?pb)
   BIND(STRAFTER(STR(?pi), "/pattern/") AS ?pattern)

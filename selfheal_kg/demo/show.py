@@ -38,7 +38,7 @@ SELECT ?incident ?status ?root ?playbook ?success ?timeToDetect ?timeToRecover W
   ?i a shk:Incident ; shk:incidentId ?incident ; shk:status ?status .
   OPTIONAL { ?i shk:hasRootCause ?rc . ?rc shk:rank 1 ; rdfs:label ?root }
   OPTIONAL { ?i shk:hasDecision/shk:chosePlaybook ?playbook }
-  OPTIONAL { ?i shk:hasOutcome ?o . ?o shk:success ?success .
+  OPTIONAL { ?i shk:hasOutcome ?o . ?o shk:succeeded ?success .
              OPTIONAL { ?o shk:timeToDetect ?timeToDetect }
              OPTIONAL { ?o shk:timeToRecover ?timeToRecover } }
 } ORDER BY ?incident"""

@@ -7,7 +7,7 @@ series). Missing values are NaN: they update nothing and score 0.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -53,6 +53,10 @@ class SeriesIndex:
 
     def __len__(self) -> int:
         return len(self._rows)
+
+    def known(self) -> Mapping[str, int]:
+        """Return the series ids seen so far, with their rows (read-only view)."""
+        return self._rows
 
     def rows(self, series: Sequence[str]) -> IntArray:
         """Return the row of each series, assigning new rows to unseen ids."""

@@ -5,9 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from selfheal_kg.detect.base import Detector
+from selfheal_kg.detect.cusum import Cusum
+from selfheal_kg.detect.ensemble import Ensemble
 from selfheal_kg.detect.ewma import Ewma
 from selfheal_kg.detect.hysteresis import SignalTracker
 from selfheal_kg.detect.robust_z import RobustZ
+from selfheal_kg.detect.seasonal import Seasonal
+from selfheal_kg.detect.threshold import Threshold
+from selfheal_kg.detect.trend import Trend
 from selfheal_kg.errors import ConfigError
 
 DEFAULT_DETECTOR = "robust_z"
@@ -15,6 +20,11 @@ DEFAULT_DETECTOR = "robust_z"
 DETECTORS: dict[str, Callable[[], Detector]] = {
     "robust_z": RobustZ,
     "ewma": Ewma,
+    "cusum": Cusum,
+    "seasonal": Seasonal,
+    "trend": Trend,
+    "threshold": Threshold,
+    "ensemble": Ensemble,
 }
 
 
@@ -31,6 +41,6 @@ def make_detector(name: str = DEFAULT_DETECTOR) -> Detector:
     return factory()
 
 
-def make_tracker() -> SignalTracker:
+def make_tracker(detector: str = DEFAULT_DETECTOR) -> SignalTracker:
     """Return a signal tracker with the server's default hysteresis levels."""
-    return SignalTracker()
+    return SignalTracker(detector=detector)

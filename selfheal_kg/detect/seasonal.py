@@ -4,7 +4,7 @@ The phase of a point is ``round(t / step) mod period`` (``step`` in seconds, lea
 update times unless given; ``period`` in points, 288 = one day at 5 minutes). Per series and
 phase the profile is an exponentially weighted mean across cycles; the expected value is the
 mean of the profile at the phase and its two neighbours (less noise, no visible lag at the
-periods this is meant for). The residual scale is an EWMA of |residual| (×1.2533, which makes
+periods this is meant for). The residual scale is an EWMA of |residual| (times 1.2533, which makes
 it a standard deviation for Gaussian noise)::
 
     expected = mean(profile[p-1], profile[p], profile[p+1])

@@ -213,7 +213,7 @@ def outcome(value: Outcome, at: float, timings: Mapping[str, float]) -> list[Tri
         (inc, SHK.hasOutcome, o),
         (inc, SHK.closedAt, ts(at)),
         (o, RDF.type, SHK.Outcome),
-        (o, SHK.success, Literal(value.success)),
+        (o, SHK.succeeded, Literal(value.success)),
         (o, SHK.reason, Literal(value.reason)),
     ]
     if value.verified_at is not None:

@@ -40,7 +40,7 @@ SELECT ?id ?status ?openedAt ?closedAt ?node ?pattern ?root ?playbook ?success W
   OPTIONAL {{ ?inc shk:hasRootCause ?rc . ?rc shk:rank 1 ; rdfs:label ?root }}
   OPTIONAL {{ ?inc shk:hasDecision/shk:chosePlaybook ?pb .
              BIND(STRAFTER(STR(?pb), "/playbook/") AS ?playbook) }}
-  OPTIONAL {{ ?inc shk:hasOutcome/shk:success ?success }}
+  OPTIONAL {{ ?inc shk:hasOutcome/shk:succeeded ?success }}
   {filt}
 }} ORDER BY DESC(?openedAt) LIMIT {int(limit)}"""
     return [_clean(r) for r in store.query(q).dicts()]  # type: ignore[union-attr]
@@ -111,7 +111,7 @@ WHERE {{ <{inc}> shk:hasExecution ?e . ?e shk:phase ?phase ; shk:order ?order ;
     outcome = _select(
         store,
         f"""SELECT ?success ?reason ?verifiedAt ?timeToDetect ?timeToRepair ?timeToRecover
-WHERE {{ <{inc}> shk:hasOutcome ?o . ?o shk:success ?success ; shk:reason ?reason .
+WHERE {{ <{inc}> shk:hasOutcome ?o . ?o shk:succeeded ?success ; shk:reason ?reason .
   OPTIONAL {{ ?o shk:verifiedAt ?verifiedAt }} OPTIONAL {{ ?o shk:timeToDetect ?timeToDetect }}
   OPTIONAL {{ ?o shk:timeToRepair ?timeToRepair }}
   OPTIONAL {{ ?o shk:timeToRecover ?timeToRecover }} }}""",

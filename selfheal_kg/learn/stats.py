@@ -162,16 +162,15 @@ def incident_rows(store: KnowledgeStore, window: float = RECURRENCE_WINDOW) -> l
     """Read every incident with its outcome, actions, symptoms and recurrence, oldest first."""
     rows: dict[str, IncidentRow] = {}
     for r in select(store, _Q_INCIDENTS):
-        row = rows.get(str(r["id"])) or _row(r)
-        rows[row.id] = row
+        rows.setdefault(str(r["id"]), _row(r))
     for r in select(store, _Q_EXECUTIONS):
-        if (row := rows.get(str(r["id"]))) is not None:
-            row.actions = int(r["n"] or 0)  # type: ignore[arg-type]
+        if (found := rows.get(str(r["id"]))) is not None:
+            found.actions = int(r["n"] or 0)
     _attach_signals(rows, select(store, _Q_SIGNALS))
     for r in select(store, _Q_RESOLUTIONS):
-        if (row := rows.get(str(r["id"]))) is not None:
-            row.human_root_cause = _opt_str(r.get("rct"))
-            row.human_playbook = local_name(str(r["pb"])) if r.get("pb") else None
+        if (found := rows.get(str(r["id"]))) is not None:
+            found.human_root_cause = _opt_str(r.get("rct"))
+            found.human_playbook = local_name(str(r["pb"])) if r.get("pb") else None
     ordered = sorted(rows.values(), key=lambda x: (x.opened, x.id))
     for earlier, _later in recurrences(ordered, window):
         earlier.recurred = True
@@ -190,7 +189,7 @@ def _row(r: Mapping[str, PyValue]) -> IncidentRow:
         success=bool(r["success"]) if r.get("success") is not None else None,
         recurred=bool(r.get("recurred")),
         service_class=str(r.get("crit") or DEFAULT_CLASS),
-        timings={k: float(v) for k in TIMINGS if (v := r.get(k)) is not None},  # type: ignore[arg-type]
+        timings={k: float(v) for k in TIMINGS if (v := r.get(k)) is not None},
     )
 
 

@@ -64,7 +64,7 @@ class ThompsonChooser:
         pattern: str,
         history: Mapping[tuple[str, str], History],
     ) -> tuple[Candidate | None, str]:
-        """Return the chosen candidate (``None`` when none is applicable) and the reason to record."""
+        """Return the chosen candidate (``None``: none applicable) and the reason to record."""
         usable = [c for c in candidates if c.applicable]
         if not usable:
             return None, "thompson: no applicable candidate"
@@ -72,7 +72,7 @@ class ThompsonChooser:
         limit = RISK_RANK[self.max_risk]
         arms = [c for c in usable if RISK_RANK.get(c.risk, 2) <= limit]
         self.choices += 1
-        if len(arms) < 2:  # noqa: PLR2004 -- sampling needs two arms to compare
+        if len(arms) < 2:
             return greedy, f"thompson: greedy {greedy.playbook} (fewer than two arms in risk limit)"
         draws = [self._draw(c, history.get((c.playbook, pattern), History())) for c in arms]
         best = max(draws, key=lambda d: (d.utility, _neg(d.candidate.playbook)))
@@ -89,9 +89,11 @@ class ThompsonChooser:
         if pick.playbook == greedy.playbook:
             return pick, f"thompson: {sampled}, same as greedy"
         if pick.risk == "high":
-            return greedy, f"thompson: {sampled} but high risk is never explored; greedy {greedy.playbook}"
+            why = "high risk is never explored"
+            return greedy, f"thompson: {sampled} but {why}; greedy {greedy.playbook}"
         if self.explored + 1 > self.exploration * self.choices:
-            return greedy, f"thompson: {sampled} but exploration budget spent; greedy {greedy.playbook}"
+            why = "exploration budget spent"
+            return greedy, f"thompson: {sampled} but {why}; greedy {greedy.playbook}"
         self.explored += 1
         return pick, f"thompson: {sampled}, greedy would be {greedy.playbook}"
 

@@ -39,13 +39,14 @@ from selfheal_kg.monitor.attributes import (
     to_base_unit,
 )
 from selfheal_kg.monitor.derive import OLD_MS_METRICS, Derivation, histogram_names
-from selfheal_kg.monitor.histograms import Buckets, ExpBuckets
+from selfheal_kg.monitor.histograms import Buckets, ExpBuckets, Floats
 from selfheal_kg.monitor.ring import Ring
 from selfheal_kg.monitor.streams import HistogramPoint, Stream, interval_of
 
 _NO_RECORDED_VALUE: Final = 1  # DataPointFlags.FLAG_NO_RECORDED_VALUE_MASK
 _MAX_REASONS: Final = 5
 _SWEEP_EVERY: Final = 10.0
+_MAX_BOUND_SETS: Final = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +122,7 @@ class SeriesStore:
         self._series: dict[str, Ring] = {}
         self._pending: deque[DerivedPoint] = deque(maxlen=max_pending)
         self._last_seen: dict[str, float] = {}
+        self._bounds_cache: dict[tuple[float, ...], Floats | str] = {}
         self._last_sweep = -math.inf
         self.refused_streams = 0
         self.dropped_points = 0
@@ -208,6 +210,19 @@ class SeriesStore:
         if len(self._pending) == self._pending.maxlen:
             self.dropped_points += 1
         self._pending.append(point)
+
+    def _bounds(self, bounds: tuple[float, ...]) -> Floats | str:
+        """Return histogram bounds as one shared array, or why they are invalid."""
+        found = self._bounds_cache.get(bounds)
+        if found is None:
+            if len(self._bounds_cache) >= _MAX_BOUND_SETS:
+                self._bounds_cache.clear()
+            array = np.array(bounds, dtype=np.float64)
+            array.flags.writeable = False
+            valid = bool(np.all(np.isfinite(array)) and np.all(np.diff(array) > 0))
+            found = array if valid else "explicit_bounds are not finite and strictly increasing"
+            self._bounds_cache[bounds] = found
+        return found
 
     def _forget(self, key: Hashable) -> None:
         self._streams.pop(key, None)
@@ -401,27 +416,27 @@ class _Walker:
         )
 
     def _explicit(self, dp: HistogramDataPoint) -> HistogramPoint | None:
-        bounds = np.array(dp.explicit_bounds, dtype=np.float64)
-        counts = np.array(dp.bucket_counts, dtype=np.float64)
+        counts = tuple(dp.bucket_counts)
         reason = _time_problem(dp.start_time_unix_nano, dp.time_unix_nano)
-        if counts.size == 0 and bounds.size == 0:
-            counts = np.array([float(dp.count)])
-        elif counts.size != bounds.size + 1:
+        bounds = self.store._bounds(tuple(dp.explicit_bounds))
+        if isinstance(bounds, str):
+            reason = bounds
+        elif not counts and bounds.size == 0:
+            counts = (dp.count,)
+        elif len(counts) != bounds.size + 1:
             reason = (
-                f"{counts.size} bucket_counts for {bounds.size} explicit_bounds "
+                f"{len(counts)} bucket_counts for {bounds.size} explicit_bounds "
                 f"(expected {bounds.size + 1})"
             )
-        elif not (np.all(np.isfinite(bounds)) and np.all(np.diff(bounds) > 0)):
-            reason = "explicit_bounds are not finite and strictly increasing"
-        elif counts.sum() != dp.count:
-            reason = f"count {dp.count} is not the sum of bucket_counts ({int(counts.sum())})"
+        elif sum(counts) != dp.count:
+            reason = f"count {dp.count} is not the sum of bucket_counts ({sum(counts)})"
         total = self._sum(dp)
         if total is not None and not math.isfinite(total):
             reason = f"sum {total} is not finite"
-        if reason is not None:
-            self.export.reject(self.metric.name, reason)
+        if reason is not None or isinstance(bounds, str):
+            self.export.reject(self.metric.name, reason or "")
             return None
-        buckets = Buckets(bounds, counts)
+        buckets = Buckets(bounds, np.array(counts, dtype=np.float64))
         return HistogramPoint(
             dp.start_time_unix_nano, dp.time_unix_nano, float(dp.count), total, buckets
         )

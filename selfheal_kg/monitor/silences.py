@@ -112,6 +112,7 @@ class Silences:
         ends: float,
         created_by: str,
         comment: str,
+        *,
         now: float,
     ) -> str:
         """Add a silence and return its id; raise ``ConfigError`` (a ValueError) saying why not."""

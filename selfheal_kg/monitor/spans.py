@@ -97,7 +97,7 @@ class SpanGraph:
 
     def ingest_traces(self, request: ExportTraceServiceRequest, received_at: float) -> IngestStats:
         """Pair the spans of one export; return counts (spans with bad ids are rejected)."""
-        accepted = rejected = 0
+        accepted = rejected = duplicates = 0
         reasons: dict[str, None] = {}
         with self._lock:
             for rs in request.resource_spans:
@@ -107,13 +107,13 @@ class SpanGraph:
                         reason = _id_problem(span)
                         if reason is None:
                             accepted += 1
-                            self._span(service, span, received_at)
+                            duplicates += not self._span(service, span, received_at)
                         else:
                             rejected += 1
                             reasons[reason] = None
             if received_at - self._last_expiry >= _EXPIRE_EVERY:
                 self._expire(min(received_at, self._clock.now()))
-        return IngestStats(accepted, rejected, 0, "; ".join(reasons))
+        return IngestStats(accepted, rejected, duplicates, "; ".join(reasons))
 
     def edges(self) -> list[Edge]:
         """Return the edges seen so far."""
@@ -130,8 +130,11 @@ class SpanGraph:
         with self._lock:
             return len(self._clients) + len(self._servers)
 
-    def _span(self, service: str, span: Span, received: float) -> None:
+    def _span(self, service: str, span: Span, received: float) -> bool:
+        """Take one span; return ``False`` for a span already seen (a retried export)."""
         trace, own, parent = span.trace_id, span.span_id, span.parent_span_id
+        if (trace, own) in self._owners:
+            return False
         kind = span.kind
         pending = _Pending(
             service, kind, _seconds(span), span.status.code == Status.STATUS_CODE_ERROR, received
@@ -146,7 +149,7 @@ class SpanGraph:
                 self._pair(pending, waiting)
             else:
                 pending.peer = _peer(attributes(span.attributes))
-                self._bounded_put(self._clients, (trace, own), pending)
+                self.dropped += self._bounded_put(self._clients, (trace, own), pending)
         elif waiting is not None:
             # A server span whose parent is an INTERNAL or SERVER span: no client span there.
             self._record(service, waiting.service, "service", waiting, None)
@@ -154,6 +157,7 @@ class SpanGraph:
             self._server(trace, parent, pending)
         elif kind not in _CALLERS:
             self.internal += 1
+        return True
 
     def _server(self, trace: bytes, parent: bytes, pending: _Pending) -> None:
         if not parent:
@@ -168,7 +172,7 @@ class SpanGraph:
         if owner is not None and owner[0] != pending.service:
             self._record(owner[0], pending.service, "service", pending, None)
             return
-        self._bounded_put(self._servers, (trace, parent), pending)
+        self.dropped += self._bounded_put(self._servers, (trace, parent), pending)
 
     def _pair(self, client: _Pending, server: _Pending) -> None:
         self.paired += 1
@@ -215,11 +219,13 @@ class SpanGraph:
         while self._owners and next(iter(self._owners.values()))[1] < horizon:
             self._owners.popitem(last=False)
 
-    def _bounded_put(self, store: OrderedDict[_K, _V], key: _K, value: _V) -> None:
+    def _bounded_put(self, store: OrderedDict[_K, _V], key: _K, value: _V) -> bool:
+        """Insert, evicting the oldest entry beyond the bound; return whether one was."""
         store[key] = value
-        if len(store) > self._max_pending:
-            store.popitem(last=False)
-            self.dropped += 1
+        if len(store) <= self._max_pending:
+            return False
+        store.popitem(last=False)
+        return True
 
 
 def _pop_older(

@@ -155,10 +155,11 @@ def _difference(new: HistogramPoint, old: HistogramPoint) -> HistogramInterval |
             return None
         buckets = exponential_to_explicit(positive, low)
     elif new.buckets is not None and old.buckets is not None:
-        if not np.array_equal(new.buckets.bounds, old.buckets.bounds):
+        same = new.buckets.bounds is old.buckets.bounds  # shared when equal (see SeriesStore)
+        if not (same or np.array_equal(new.buckets.bounds, old.buckets.bounds)):
             return None
         counts = new.buckets.counts - old.buckets.counts
-        if bool(np.any(counts < 0)):
+        if counts.min(initial=0.0) < 0:
             return None
         buckets = Buckets(new.buckets.bounds, counts)
     else:

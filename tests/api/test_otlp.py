@@ -39,6 +39,7 @@ from selfheal_kg.clock import FakeClock
 from selfheal_kg.model import DerivedPoint
 from selfheal_kg.monitor.intake import Intake
 from selfheal_kg.monitor.logs import LogRates
+from selfheal_kg.monitor.otlp import parse
 from selfheal_kg.monitor.series import SeriesStore
 from selfheal_kg.monitor.spans import SpanGraph
 
@@ -67,9 +68,14 @@ def stack() -> Iterator[Stack]:
     spans = SpanGraph(clock, ttl_seconds=30)
     recorded: list[tuple[str, dict[str, Any]]] = []
     intake = Intake(
-        series, clock, CAP, spans=spans, logs=LogRates(series),
+        series,
+        clock,
+        CAP,
+        spans=spans,
+        logs=LogRates(series),
         recorder=lambda signal, doc: recorded.append((signal, doc)),
-        max_in_flight=2, retry_after=1,
+        max_in_flight=2,
+        retry_after=1,
     )
     app = FastAPI()
     app.include_router(router)
@@ -141,7 +147,8 @@ def test_sdk_counter_reaches_the_store_as_a_rate(stack: Stack, compression: Comp
 def test_sdk_histogram_gives_rate_error_ratio_mean_and_p95(stack: Stack) -> None:
     provider = _meter_provider(stack, "checkout", Compression.Gzip)
     histogram = provider.get_meter("shop").create_histogram(
-        "http.server.request.duration", unit="s",
+        "http.server.request.duration",
+        unit="s",
         explicit_bucket_boundaries_advisory=[0.1, 0.5, 1.0],
     )
     ok = {"http.request.method": "GET", "http.response.status_code": 200}
@@ -184,16 +191,15 @@ def test_sdk_spans_become_service_graph_edges(stack: Stack) -> None:
                 with back.start_as_current_span("price", kind=SpanKind.INTERNAL):
                     pass
                 with back.start_as_current_span(
-                    "SELECT orders", kind=SpanKind.CLIENT,
+                    "SELECT orders",
+                    kind=SpanKind.CLIENT,
                     attributes={"db.system.name": "postgresql", "db.namespace": "orders"},
                 ) as db:
                     db.set_status(StatusCode.ERROR)
 
     stack.spans.expire(stack.clock.now() + 31)
     edges = {(e.caller, e.callee): e for e in stack.spans.edges()}
-    assert set(edges) == {
-        ("user", "frontend"), ("frontend", "checkout"), ("checkout", "orders")
-    }
+    assert set(edges) == {("user", "frontend"), ("frontend", "checkout"), ("checkout", "orders")}
     assert edges[("checkout", "orders")].callee_kind == "database"
     assert edges[("checkout", "orders")].errors == 1
     assert edges[("frontend", "checkout")].calls == 1
@@ -207,26 +213,48 @@ def _hex_spans() -> dict[str, Any]:
     return {
         "resourceSpans": [
             {
-                "resource": {"attributes": [
-                    {"key": "service.name", "value": {"stringValue": "web"}}
-                ]},
-                "scopeSpans": [{"spans": [
-                    {"traceId": trace_id, "spanId": "eee19b7ec3c1b174", "name": "call",
-                     "kind": 3, "startTimeUnixNano": "1000", "endTimeUnixNano": 2000,
-                     "attributes": [{"key": "peer.service", "value": {"stringValue": "auth"}}],
-                     "somethingNew": {"ignored": True}},
-                ]}],
+                "resource": {
+                    "attributes": [{"key": "service.name", "value": {"stringValue": "web"}}]
+                },
+                "scopeSpans": [
+                    {
+                        "spans": [
+                            {
+                                "traceId": trace_id,
+                                "spanId": "eee19b7ec3c1b174",
+                                "name": "call",
+                                "kind": 3,
+                                "startTimeUnixNano": "1000",
+                                "endTimeUnixNano": 2000,
+                                "attributes": [
+                                    {"key": "peer.service", "value": {"stringValue": "auth"}}
+                                ],
+                                "somethingNew": {"ignored": True},
+                            },
+                        ]
+                    }
+                ],
             },
             {
-                "resource": {"attributes": [
-                    {"key": "service.name", "value": {"stringValue": "api"}}
-                ]},
-                "scopeSpans": [{"spans": [
-                    {"traceId": trace_id, "spanId": "eee19b7ec3c1b175",
-                     "parentSpanId": "eee19b7ec3c1b174", "name": "serve", "kind": 2,
-                     "startTimeUnixNano": "1100", "endTimeUnixNano": "1900",
-                     "status": {"code": 2}},
-                ]}],
+                "resource": {
+                    "attributes": [{"key": "service.name", "value": {"stringValue": "api"}}]
+                },
+                "scopeSpans": [
+                    {
+                        "spans": [
+                            {
+                                "traceId": trace_id,
+                                "spanId": "eee19b7ec3c1b175",
+                                "parentSpanId": "eee19b7ec3c1b174",
+                                "name": "serve",
+                                "kind": 2,
+                                "startTimeUnixNano": "1100",
+                                "endTimeUnixNano": "1900",
+                                "status": {"code": 2},
+                            },
+                        ]
+                    }
+                ],
             },
         ]
     }
@@ -325,26 +353,53 @@ def test_sdk_exporter_retries_after_503_and_is_counted_once(stack: Stack) -> Non
 
 def _metrics_json(t: int, value: int, *, bad: bool = False) -> dict[str, Any]:
     hist_point = {
-        "startTimeUnixNano": "1", "timeUnixNano": str(t), "count": "3",
-        "explicitBounds": [1.0, 2.0], "bucketCounts": ["1", "1"] if bad else ["1", "1", "1"],
+        "startTimeUnixNano": "1",
+        "timeUnixNano": str(t),
+        "count": "3",
+        "explicitBounds": [1.0, 2.0],
+        "bucketCounts": ["1", "1"] if bad else ["1", "1", "1"],
     }
-    return {"resourceMetrics": [{
-        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "db"}}]},
-        "scopeMetrics": [{"metrics": [
-            {"name": "jobs", "sum": {
-                "aggregationTemporality": 2, "isMonotonic": True,
-                "dataPoints": [{"startTimeUnixNano": "1", "timeUnixNano": str(t),
-                                "asInt": str(value)}]}},
-            {"name": "latency", "unit": "s",
-             "histogram": {"aggregationTemporality": 2, "dataPoints": [hist_point]}},
-        ]}],
-    }]}
+    return {
+        "resourceMetrics": [
+            {
+                "resource": {
+                    "attributes": [{"key": "service.name", "value": {"stringValue": "db"}}]
+                },
+                "scopeMetrics": [
+                    {
+                        "metrics": [
+                            {
+                                "name": "jobs",
+                                "sum": {
+                                    "aggregationTemporality": 2,
+                                    "isMonotonic": True,
+                                    "dataPoints": [
+                                        {
+                                            "startTimeUnixNano": "1",
+                                            "timeUnixNano": str(t),
+                                            "asInt": str(value),
+                                        }
+                                    ],
+                                },
+                            },
+                            {
+                                "name": "latency",
+                                "unit": "s",
+                                "histogram": {
+                                    "aggregationTemporality": 2,
+                                    "dataPoints": [hist_point],
+                                },
+                            },
+                        ]
+                    }
+                ],
+            }
+        ]
+    }
 
 
 def test_partial_success_counts_rejected_points(stack: Stack) -> None:
-    response = httpx.post(
-        f"{stack.url}/v1/metrics", json=_metrics_json(10**9, 5, bad=True)
-    )
+    response = httpx.post(f"{stack.url}/v1/metrics", json=_metrics_json(10**9, 5, bad=True))
     assert response.status_code == 200
     partial = response.json()["partialSuccess"]
     assert partial["rejectedDataPoints"] == "1"
@@ -361,8 +416,6 @@ def test_partial_success_counts_rejected_points(stack: Stack) -> None:
 
 
 def _to_protobuf(json_body: bytes) -> bytes:
-    from selfheal_kg.monitor.otlp import parse
-
     request = parse("metrics", json_body, "json")
     assert isinstance(request, ExportMetricsServiceRequest)
     return request.SerializeToString()

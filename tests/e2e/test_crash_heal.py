@@ -88,7 +88,7 @@ def test_killed_service_is_found_restarted_and_verified(live: tuple[Shop, Runtim
              shk:hasRootCause ?rc ; shk:hasExecution ?e ; shk:hasOutcome ?o .
           ?rc shk:rank 1 ; rdfs:label ?root .
           ?e shk:action ?action ; shk:target ?target ; shk:succeeded ?ok .
-          ?o shk:success ?success }""",
+          ?o shk:succeeded ?success }""",
     )
     assert rows, "resolved incident lacks its record"
     row = rows[0]

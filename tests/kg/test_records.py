@@ -115,3 +115,28 @@ def test_unknown_incident_is_not_found(store: KnowledgeStore) -> None:
 
     with pytest.raises(NotFound):
         records.incident_detail(store, "nope")
+
+
+def test_incident_record_conforms_to_the_shapes(store: KnowledgeStore) -> None:
+    import rdflib
+
+    from selfheal_kg.kg.shacl import validate
+    from selfheal_kg.paths import shipped
+
+    test_full_incident_round_trip(store)
+    shapes = rdflib.Graph().parse(shipped("ontology") / "shapes.ttl")
+    onto = rdflib.Graph().parse(shipped("ontology") / "selfheal.ttl")
+    data = store.to_rdflib([INCIDENTS_GRAPH])
+    assert len(data) > 50
+    assert validate(data, shapes, ontology=onto) == []
+    # and the shapes do bite: a score outside [0, 1] is refused
+    bad = rdflib.Graph()
+    for t in data:
+        bad.add(t)
+    sig = next(s for s, _, o in data.triples((None, rdflib.RDF.type, None))
+               if str(o).endswith("#SignalRecord"))
+    score = rdflib.URIRef("https://w3id.org/selfheal-kg/ontology#score")
+    bad.remove((sig, score, None))
+    bad.add((sig, score, rdflib.Literal("1.5", datatype=rdflib.XSD.decimal)))
+    violations = validate(bad, shapes, ontology=onto)
+    assert any("score" in (v.path or "") for v in violations)

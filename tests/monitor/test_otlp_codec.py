@@ -128,7 +128,10 @@ def test_json_with_base64_ids_from_older_clients_still_parses() -> None:
     [
         ("json", b"{"),
         ("json", b"[]"),
-        ("json", b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"startTimeUnixNano": "soon"}]}]}]}'),
+        (
+            "json",
+            b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"startTimeUnixNano": "soon"}]}]}]}',
+        ),
         ("protobuf", b"\x0a\x05\x01"),
     ],
 )

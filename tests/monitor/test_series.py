@@ -27,7 +27,9 @@ def _kv(key: str, value: str | int) -> KeyValue:
     return KeyValue(key=key, value=AnyValue(string_value=value))
 
 
-def _request(*metrics: pb.Metric, service: str = "shop", **resource: str) -> ExportMetricsServiceRequest:
+def _request(
+    *metrics: pb.Metric, service: str = "shop", **resource: str
+) -> ExportMetricsServiceRequest:
     request = ExportMetricsServiceRequest()
     rm = request.resource_metrics.add()
     rm.resource.attributes.extend([_kv("service.name", service)])
@@ -37,8 +39,15 @@ def _request(*metrics: pb.Metric, service: str = "shop", **resource: str) -> Exp
 
 
 def _counter(
-    value: float, t: float, start: float = 100, *, name: str = "orders", unit: str = "",
-    temporality: int = CUMULATIVE, monotonic: bool = True, **attrs: str | int,
+    value: float,
+    t: float,
+    start: float = 100,
+    *,
+    name: str = "orders",
+    unit: str = "",
+    temporality: int = CUMULATIVE,
+    monotonic: bool = True,
+    **attrs: str | int,
 ) -> pb.Metric:
     metric = pb.Metric(name=name, unit=unit)
     metric.sum.aggregation_temporality = temporality
@@ -58,16 +67,25 @@ def _gauge(value: float, t: float, *, name: str = "cpu", unit: str = "", **attrs
 
 
 def _histogram(
-    counts: Sequence[int], t: float, *, bounds: Sequence[float] = (0.1, 0.5, 1.0),
-    total: float | None = None, start: float = 100, name: str = "http.server.request.duration",
-    unit: str = "s", temporality: int = CUMULATIVE, count: int | None = None,
+    counts: Sequence[int],
+    t: float,
+    *,
+    bounds: Sequence[float] = (0.1, 0.5, 1.0),
+    total: float | None = None,
+    start: float = 100,
+    name: str = "http.server.request.duration",
+    unit: str = "s",
+    temporality: int = CUMULATIVE,
+    count: int | None = None,
     **attrs: str | int,
 ) -> pb.Metric:
     metric = pb.Metric(name=name, unit=unit)
     metric.histogram.aggregation_temporality = temporality
     dp = metric.histogram.data_points.add(
-        start_time_unix_nano=int(start * S), time_unix_nano=int(t * S),
-        count=sum(counts) if count is None else count, explicit_bounds=bounds,
+        start_time_unix_nano=int(start * S),
+        time_unix_nano=int(t * S),
+        count=sum(counts) if count is None else count,
+        explicit_bounds=bounds,
         bucket_counts=counts,
     )
     if total is not None:
@@ -141,7 +159,10 @@ def test_delta_sum_is_per_interval(store: SeriesStore) -> None:
 def test_non_monotonic_sums_are_summed_values(store: SeriesStore) -> None:
     inflight = {"name": "http.server.active_requests", "monotonic": False}
     store.ingest_metrics(
-        _request(_counter(3, 110, **inflight, route="/a"), _counter(4, 110, **inflight, route="/b")), 1
+        _request(
+            _counter(3, 110, **inflight, route="/a"), _counter(4, 110, **inflight, route="/b")
+        ),
+        1,
     )
     store.ingest_metrics(_request(_counter(2, 110, **inflight, temporality=DELTA, q="x")), 1)
     assert _values(store) == {"http.server.active_requests": [7.0, 2.0]}
@@ -158,12 +179,18 @@ def test_gauges_are_averaged_and_units_normalised(store: SeriesStore) -> None:
 def test_histogram_interval_gives_rate_errors_mean_and_p95(store: SeriesStore) -> None:
     ok, failed = {"http.response.status_code": 200}, {"http.response.status_code": 500}
     store.ingest_metrics(
-        _request(_histogram([1, 0, 0, 0], 110, total=0.05, **ok),
-                 _histogram([0, 0, 0, 0], 110, total=0.0, **failed)), 1
+        _request(
+            _histogram([1, 0, 0, 0], 110, total=0.05, **ok),
+            _histogram([0, 0, 0, 0], 110, total=0.0, **failed),
+        ),
+        1,
     )
     store.ingest_metrics(
-        _request(_histogram([5, 4, 0, 0], 120, total=1.45, **ok),
-                 _histogram([0, 0, 2, 0], 120, total=1.6, **failed)), 2
+        _request(
+            _histogram([5, 4, 0, 0], 120, total=1.45, **ok),
+            _histogram([0, 0, 2, 0], 120, total=1.6, **failed),
+        ),
+        2,
     )
     values = _values(store)
     assert values["http.server.request.rate"] == [pytest.approx(1.0)]
@@ -187,25 +214,44 @@ def test_old_status_code_name_and_error_type_mark_errors(store: SeriesStore) -> 
         _request(
             _histogram([0, 0, 0, 0], 110, **client, **{"http.status_code": "503"}),
             _histogram([0, 0, 0, 0], 110, **client, **{"error.type": "timeout"}),
-            _histogram([0, 0, 0, 0], 110, **client, **{"http.response.status_code": 404,
-                                                        "error.type": "404"}),
-        ), 1,
+            _histogram(
+                [0, 0, 0, 0],
+                110,
+                **client,
+                **{"http.response.status_code": 404, "error.type": "404"},
+            ),
+        ),
+        1,
     )
     store.ingest_metrics(
         _request(
             _histogram([1, 0, 0, 0], 120, **client, **{"http.status_code": "503"}),
             _histogram([1, 0, 0, 0], 120, **client, **{"error.type": "timeout"}),
-            _histogram([2, 0, 0, 0], 120, **client, **{"http.response.status_code": 404,
-                                                        "error.type": "404"}),
-        ), 2,
+            _histogram(
+                [2, 0, 0, 0],
+                120,
+                **client,
+                **{"http.response.status_code": 404, "error.type": "404"},
+            ),
+        ),
+        2,
     )
     assert _values(store)["http.client.error.ratio"] == [pytest.approx(0.5)]
 
 
 def test_delta_histogram_and_generic_names(store: SeriesStore) -> None:
     store.ingest_metrics(
-        _request(_histogram([2, 2, 0, 0], 110, start=100, total=1.0, name="db.client.operation.duration",
-                            temporality=DELTA)), 1
+        _request(
+            _histogram(
+                [2, 2, 0, 0],
+                110,
+                start=100,
+                total=1.0,
+                name="db.client.operation.duration",
+                temporality=DELTA,
+            )
+        ),
+        1,
     )
     values = _values(store)
     assert values["db.client.operation.duration.rate"] == [pytest.approx(0.4)]
@@ -270,9 +316,7 @@ def test_history_is_bounded_and_ordered(store: SeriesStore) -> None:
 
 def test_stream_cap_refuses_new_streams_and_counts_them() -> None:
     store = SeriesStore(FakeClock(), max_streams=2)
-    stats = store.ingest_metrics(
-        _request(*(_gauge(1.0, 110, name=f"g{i}") for i in range(3))), 1
-    )
+    stats = store.ingest_metrics(_request(*(_gauge(1.0, 110, name=f"g{i}") for i in range(3))), 1)
     assert (stats.accepted, stats.rejected) == (2, 1)
     assert "too many streams" in stats.message
     assert store.refused_streams == 1
@@ -304,8 +348,11 @@ def test_exponential_histogram_rate_and_p95(store: SeriesStore) -> None:
         metric = pb.Metric(name="rpc.server.call.duration", unit="s")
         metric.exponential_histogram.aggregation_temporality = CUMULATIVE
         dp = metric.exponential_histogram.data_points.add(
-            start_time_unix_nano=100 * S, time_unix_nano=int(t * S), count=sum(counts),
-            sum=total, scale=scale,
+            start_time_unix_nano=100 * S,
+            time_unix_nano=int(t * S),
+            count=sum(counts),
+            sum=total,
+            scale=scale,
         )
         dp.positive.offset = offset
         dp.positive.bucket_counts.extend(counts)

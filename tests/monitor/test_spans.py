@@ -22,12 +22,23 @@ def _id() -> bytes:
 
 
 def _span(
-    kind: int, span_id: bytes, parent: bytes = b"", *, error: bool = False,
-    seconds: float = 0.5, trace: bytes = TRACE, **attrs: str | int,
+    kind: int,
+    span_id: bytes,
+    parent: bytes = b"",
+    *,
+    error: bool = False,
+    seconds: float = 0.5,
+    trace: bytes = TRACE,
+    **attrs: str | int,
 ) -> Span:
     span = Span(
-        trace_id=trace, span_id=span_id, parent_span_id=parent, kind=kind, name="op",
-        start_time_unix_nano=10**9, end_time_unix_nano=10**9 + int(seconds * 10**9),
+        trace_id=trace,
+        span_id=span_id,
+        parent_span_id=parent,
+        kind=kind,
+        name="op",
+        start_time_unix_nano=10**9,
+        end_time_unix_nano=10**9 + int(seconds * 10**9),
     )
     if error:
         span.status.code = Status.STATUS_CODE_ERROR
@@ -40,7 +51,9 @@ def _span(
 def _request(service: str, *spans: Span) -> ExportTraceServiceRequest:
     request = ExportTraceServiceRequest()
     rs = request.resource_spans.add()
-    rs.resource.attributes.append(KeyValue(key="service.name", value=AnyValue(string_value=service)))
+    rs.resource.attributes.append(
+        KeyValue(key="service.name", value=AnyValue(string_value=service))
+    )
     rs.scope_spans.add().spans.extend(spans)
     return request
 
@@ -102,12 +115,18 @@ def test_root_server_span_is_called_by_user(graph: SpanGraph) -> None:
     [
         ({"db.system.name": "postgresql", "db.namespace": "orders"}, "orders", "database"),
         ({"db.system": "redis"}, "redis", "database"),
-        ({"db.system.name": "sqlite", "service.peer.name": "inventory-db"}, "inventory-db",
-         "database"),
+        (
+            {"db.system.name": "sqlite", "service.peer.name": "inventory-db"},
+            "inventory-db",
+            "database",
+        ),
         ({"messaging.system": "kafka", "messaging.destination.name": "jobs"}, "jobs", "queue"),
         ({"peer.service": "payments"}, "payments", "service"),
-        ({"server.address": "api.example.com", "server.port": 443}, "api.example.com:443",
-         "external"),
+        (
+            {"server.address": "api.example.com", "server.port": 443},
+            "api.example.com:443",
+            "external",
+        ),
         ({"net.peer.name": "legacy.local"}, "legacy.local", "external"),
     ],
 )
@@ -125,9 +144,7 @@ def test_unpaired_client_becomes_a_virtual_node_after_the_ttl(
 
 
 def test_unpaired_spans_without_clues_are_counted(graph: SpanGraph) -> None:
-    graph.ingest_traces(
-        _request("web", _span(CLIENT, _id()), _span(SERVER, _id(), _id())), 1.0
-    )
+    graph.ingest_traces(_request("web", _span(CLIENT, _id()), _span(SERVER, _id(), _id())), 1.0)
     graph.expire(40.0)
     assert graph.edges() == []
     assert graph.unpaired == 2
@@ -186,3 +203,14 @@ def test_ingestion_expires_old_spans_by_itself() -> None:
     clock.advance(60)
     graph.ingest_traces(_request("web", _span(SERVER, _id())), clock.now())
     assert set(_edges(graph)) == {("web", "auth"), ("user", "web")}
+
+
+def test_redelivered_spans_are_not_counted_twice(graph: SpanGraph) -> None:
+    c = _id()
+    client = _request("web", _span(CLIENT, c))
+    server = _request("api", _span(SERVER, _id(), c))
+    for request in (client, server, client, server):
+        stats = graph.ingest_traces(request, 1.0)
+    assert (stats.accepted, stats.duplicates) == (1, 1)
+    assert _edges(graph)[("web", "api")].calls == 1
+    assert graph.pending() == 0

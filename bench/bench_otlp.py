@@ -1,0 +1,136 @@
+"""OTLP metrics intake throughput, in points/s: decode only, decode + walk, end-to-end.
+
+Usage: .venv/bin/python bench/bench_otlp.py [SECONDS_PER_CASE]
+One request = 20 services x (30 routes x 2 status codes of http.server.request.duration,
+30 counters, 5 gauges) ≈ 2,500 points, as an SDK would export them. "decode + walk" touches
+every point's attributes and values from Python (the floor of any Python ingestion);
+"end-to-end" is ``Intake.accept``: decode, stream state, derivations, ring buffers.
+"""
+
+from __future__ import annotations
+
+import gzip
+import sys
+import time
+from collections.abc import Callable
+
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.metrics.v1 import metrics_pb2 as pb
+
+from selfheal_kg.clock import FakeClock
+from selfheal_kg.monitor import otlp
+from selfheal_kg.monitor.attributes import attribute_key
+from selfheal_kg.monitor.intake import Intake
+from selfheal_kg.monitor.series import SeriesStore
+
+S = 10**9
+BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+
+
+def _kv(key: str, value: str | int) -> KeyValue:
+    if isinstance(value, int):
+        return KeyValue(key=key, value=AnyValue(int_value=value))
+    return KeyValue(key=key, value=AnyValue(string_value=value))
+
+
+def build(step: int, services: int = 20, routes: int = 30) -> ExportMetricsServiceRequest:
+    """One export at collection ``step`` (10 s apart), cumulative like the SDK's."""
+    t = (1_700_000_000 + 10 * step) * S
+    request = ExportMetricsServiceRequest()
+    for s in range(services):
+        rm = request.resource_metrics.add()
+        rm.resource.attributes.extend(
+            [_kv("service.name", f"svc-{s}"), _kv("service.instance.id", f"i-{s}")]
+        )
+        metrics = rm.scope_metrics.add(scope={"name": "bench"}).metrics
+        hist = metrics.add(name="http.server.request.duration", unit="s").histogram
+        hist.aggregation_temporality = 2
+        total = metrics.add(name="jobs.done", unit="1").sum
+        total.aggregation_temporality, total.is_monotonic = 2, True
+        for r in range(routes):
+            for status in (200, 500):
+                n = (step + 1) * (50 if status == 200 else 1)
+                counts = [n // 10] * 9 + [n - 9 * (n // 10)] + [0] * 5
+                dp = hist.data_points.add(
+                    start_time_unix_nano=1_600_000_000 * S, time_unix_nano=t, count=n,
+                    sum=0.05 * n, explicit_bounds=BOUNDS, bucket_counts=counts,
+                )
+                dp.attributes.extend(
+                    [_kv("http.request.method", "GET"), _kv("http.route", f"/r{r}"),
+                     _kv("http.response.status_code", status), _kv("url.scheme", "http")]
+                )
+            dp = total.data_points.add(
+                start_time_unix_nano=1_600_000_000 * S, time_unix_nano=t, as_int=step * r
+            )
+            dp.attributes.append(_kv("queue", f"q{r}"))
+        for g in range(5):
+            gauge = metrics.add(name=f"process.gauge.{g}").gauge
+            gauge.data_points.add(time_unix_nano=t, as_double=float(step + g))
+    return request
+
+
+def count_points(request: ExportMetricsServiceRequest) -> int:
+    n = 0
+    for rm in request.resource_metrics:
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                kind = m.WhichOneof("data")
+                if kind is not None:
+                    n += len(getattr(m, kind).data_points)
+    return n
+
+
+def walk(request: ExportMetricsServiceRequest) -> float:
+    """Touch every point's attributes and values, as any Python ingestion must."""
+    acc = 0.0
+    for rm in request.resource_metrics:
+        attribute_key(rm.resource.attributes)
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                kind = m.WhichOneof("data")
+                for dp in getattr(m, kind).data_points:
+                    attribute_key(dp.attributes)
+                    acc += dp.time_unix_nano
+                    if kind == "histogram":
+                        acc += sum(dp.bucket_counts) + dp.sum
+                    else:
+                        acc += dp.as_double + dp.as_int
+    return acc
+
+
+def timed(label: str, points_per_call: int, seconds: float, call: Callable[[int], object]) -> float:
+    calls, started = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - started) < seconds:
+        call(calls)
+        calls += 1
+    rate = calls * points_per_call / elapsed
+    print(f"{label:<34} {rate:>12,.0f} points/s  ({calls} requests in {elapsed:.1f} s)")
+    return rate
+
+
+def main(seconds: float) -> None:
+    bodies = [build(step).SerializeToString() for step in range(400)]
+    gzipped = [gzip.compress(b) for b in bodies[:200]]
+    points = count_points(build(0))
+    print(f"{points} points per request, {len(bodies[0]):,} bytes protobuf")
+
+    timed("decode only (protobuf)", points, seconds,
+          lambda i: otlp.parse("metrics", bodies[i % 50], "protobuf"))
+    timed("decode + walk", points, seconds,
+          lambda i: walk(otlp.parse("metrics", bodies[i % 50], "protobuf")))  # type: ignore[arg-type]
+
+    clock = FakeClock()
+    intake = Intake(SeriesStore(clock), clock, 64 << 20)
+    timed("end-to-end Intake.accept", points, seconds,
+          lambda i: intake.accept("metrics", bodies[i % len(bodies)], otlp.PROTOBUF, None))
+    print(f"  derived points pending: {len(intake.series.drain()):,}")
+    intake = Intake(SeriesStore(clock), clock, 64 << 20)
+    timed("end-to-end, gzip", points, seconds,
+          lambda i: intake.accept("metrics", gzipped[i % len(gzipped)], otlp.PROTOBUF, "gzip"))
+
+
+if __name__ == "__main__":
+    main(float(sys.argv[1]) if len(sys.argv) > 1 else 3.0)

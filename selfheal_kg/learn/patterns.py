@@ -1,0 +1,414 @@
+"""Draft incident patterns learnt from resolved incidents that matched no known pattern.
+
+An incident whose diagnosed pattern is not an active ``shk:IncidentPattern`` of the knowledge
+graph, and that was resolved anyway (a playbook worked, or a human recorded the fix), teaches
+a candidate pattern: its symptom set (metric + direction of its signal records) → root-cause
+type → the playbook that worked. Similar incidents (Jaccard similarity of symptom sets ≥ 0.6)
+are clustered, so a recurring unknown problem yields one draft whose support grows, not one
+draft per incident. Drafts are SHACL-checked against ``ontology/shapes.ttl``, reviewed,
+promoted by a human (status ``active`` + ``shk:approvedBy`` / ``shk:approvedAt``) and exported
+as Turtle in the format of ``ontology/patterns.ttl``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import rdflib
+from rdflib import RDF, RDFS, XSD, Literal, URIRef
+
+from selfheal_kg.errors import NotFound, ShaclError, Violation
+from selfheal_kg.kg import records, shacl
+from selfheal_kg.kg.history import Triple, incident_iri, ts
+from selfheal_kg.kg.namespaces import (
+    INCIDENTS_GRAPH,
+    KNOWLEDGE_GRAPH,
+    ONTOLOGY_GRAPH,
+    SHAPES_GRAPH,
+    SHK,
+    SPARQL_PREFIXES,
+    node_iri,
+)
+from selfheal_kg.kg.store import KnowledgeStore
+from selfheal_kg.kg.topology import parse_turtle
+from selfheal_kg.learn.stats import IncidentRow, Symptom, incident_rows, local_name, select
+from selfheal_kg.paths import shipped
+
+SIMILARITY = 0.6
+_SAFE = re.compile(r"[^A-Za-z0-9 ._:/-]")
+
+
+@dataclass(slots=True)
+class Draft:
+    """A learnt pattern (draft or promoted) with the incidents it was learnt from."""
+
+    id: str
+    symptoms: frozenset[Symptom]
+    incidents: list[str] = field(default_factory=list)
+    root_cause_type: str | None = None
+    playbook: str | None = None
+    status: str = "draft"
+
+    @property
+    def iri(self) -> URIRef:
+        """The pattern's IRI."""
+        return node_iri("pattern", self.id)
+
+
+def jaccard(a: frozenset[Symptom], b: frozenset[Symptom]) -> float:
+    """Return the Jaccard similarity: size of the intersection over size of the union."""
+    union = a | b
+    return len(a & b) / len(union) if union else 0.0
+
+
+# ----------------------------------------------------------------------------- human input
+
+
+def record_resolution(
+    store: KnowledgeStore,
+    incident_id: str,
+    *,
+    root_cause_type: str,
+    playbook: str | None,
+    note: str,
+    by: str,
+    at: float,
+) -> None:
+    """Record that a human resolved an incident (what the cause was, which fix worked).
+
+    Raises:
+        NotFound: no incident ``incident_id``.
+    """
+    inc = require_incident(store, incident_id)
+    r = node_iri("resolution", incident_id)
+    triples: list[Triple] = [
+        (inc, SHK.hasResolution, r),
+        (r, RDF.type, SHK.Resolution),
+        (r, SHK.rootCauseType, Literal(root_cause_type)),
+        (r, SHK.note, Literal(note)),
+        (r, SHK.resolvedBy, Literal(by)),
+        (r, SHK.at, ts(at)),
+    ]
+    if playbook:
+        triples.append((r, SHK.playbook, node_iri("playbook", playbook)))
+    store.add(INCIDENTS_GRAPH, triples)
+    records.set_status(store, inc, "resolved")
+
+
+def require_incident(store: KnowledgeStore, incident_id: str) -> URIRef:
+    """Return the IRI of an incident that exists; raise ``NotFound`` otherwise."""
+    inc = incident_iri(incident_id)
+    if not store.query(SPARQL_PREFIXES + f"ASK {{ <{inc}> a shk:Incident }}"):
+        raise NotFound(f"no incident {incident_id!r}")
+    return inc
+
+
+# ----------------------------------------------------------------------------- proposal
+
+
+def active_patterns(store: KnowledgeStore) -> set[str]:
+    """Return the ids of the active patterns of the knowledge graph."""
+    q = f"""SELECT ?id WHERE {{ GRAPH <{KNOWLEDGE_GRAPH}> {{
+  ?p a shk:IncidentPattern ; shk:patternId ?id ; shk:status "active" }} }}"""
+    return {str(r["id"]) for r in select(store, q)}
+
+
+def unmatched_resolved(store: KnowledgeStore) -> list[IncidentRow]:
+    """Return resolved incidents with symptoms whose pattern is not an active known one."""
+    known = active_patterns(store)
+    return [
+        r
+        for r in incident_rows(store)
+        if r.pattern not in known
+        and r.symptoms
+        and ((r.tried and r.worked) or r.human_root_cause or r.human_playbook)
+    ]
+
+
+def learned_patterns(store: KnowledgeStore) -> list[Draft]:
+    """Return the learnt patterns (those with ``shk:learnedFrom``) of the knowledge graph."""
+    g = f"GRAPH <{KNOWLEDGE_GRAPH}>"
+    drafts: dict[str, Draft] = {}
+    for r in select(store, f"""SELECT ?id ?status ?rct ?pb WHERE {{ {g} {{
+  ?p a shk:IncidentPattern ; shk:patternId ?id ; shk:status ?status .
+  FILTER EXISTS {{ ?p shk:learnedFrom ?x }}
+  OPTIONAL {{ ?p shk:rootCauseType ?rct }} OPTIONAL {{ ?p shk:suggestedPlaybook ?pb }} }} }}"""):
+        pb = local_name(str(r["pb"])) if r.get("pb") else None
+        rct = str(r["rct"]) if r.get("rct") else None
+        drafts[str(r["id"])] = Draft(str(r["id"]), frozenset(), [], rct, pb, str(r["status"]))
+    for r in select(store, f"""SELECT ?id ?metric ?dir WHERE {{ {g} {{
+  ?p shk:patternId ?id ; shk:learnedFrom ?x ; shk:hasSymptom ?s .
+  ?s shk:metric ?metric ; shk:direction ?dir }} }}"""):
+        if (d := drafts.get(str(r["id"]))) is not None:
+            d.symptoms = d.symptoms | {Symptom(str(r["metric"]), str(r["dir"]))}
+    for r in select(store, f"""SELECT ?id ?inc WHERE {{ {g} {{
+  ?p shk:patternId ?id ; shk:learnedFrom ?inc }} }} ORDER BY ?inc"""):
+        if (d := drafts.get(str(r["id"]))) is not None:
+            d.incidents.append(local_name(str(r["inc"])))
+    return sorted(drafts.values(), key=lambda d: d.id)
+
+
+def propose_drafts(
+    store: KnowledgeStore, now: float, similarity: float = SIMILARITY
+) -> list[Draft]:
+    """Cluster new unmatched resolved incidents into learnt patterns; return the changed ones.
+
+    An incident joins the existing learnt pattern (or the new cluster) whose symptom set is
+    most similar, when the Jaccard similarity reaches ``similarity``; otherwise it starts a
+    new cluster. Existing patterns keep their id, symptoms and status; their support grows.
+    """
+    learned = learned_patterns(store)
+    used = {i for d in learned for i in d.incidents}
+    fresh = [r for r in unmatched_resolved(store) if r.id not in used]
+    clusters: list[tuple[Draft | None, list[IncidentRow]]] = [(d, []) for d in learned]
+    for row in fresh:
+        _assign(clusters, row, similarity)
+    changed = [_merge(d, members) for d, members in clusters if members]
+    for d in changed:
+        write_draft(store, d, now)
+    return changed
+
+
+def _assign(
+    clusters: list[tuple[Draft | None, list[IncidentRow]]], row: IncidentRow, similarity: float
+) -> None:
+    def symptoms(c: tuple[Draft | None, list[IncidentRow]]) -> frozenset[Symptom]:
+        return c[0].symptoms if c[0] is not None else c[1][0].symptoms
+
+    scored = [(jaccard(symptoms(c), row.symptoms), i) for i, c in enumerate(clusters)]
+    best = max(scored, default=(0.0, -1))
+    if best[0] >= similarity:
+        clusters[best[1]][1].append(row)
+    else:
+        clusters.append((None, [row]))
+
+
+def _merge(existing: Draft | None, members: Sequence[IncidentRow]) -> Draft:
+    if existing is None:
+        symptoms = _majority(members)
+        existing = Draft(_draft_id(symptoms), symptoms)
+    existing.incidents = sorted({*existing.incidents, *(m.id for m in members)})
+    existing.root_cause_type = existing.root_cause_type or _most_common(
+        m.human_root_cause for m in members
+    )
+    existing.playbook = existing.playbook or _most_common(
+        m.human_playbook or (m.playbook if m.worked else None) for m in members
+    )
+    return existing
+
+
+def _majority(members: Sequence[IncidentRow]) -> frozenset[Symptom]:
+    counts = Counter(s for m in members for s in m.symptoms)
+    return frozenset(s for s, n in counts.items() if 2 * n >= len(members))
+
+
+def _most_common(values: Iterable[str | None]) -> str | None:
+    counts = Counter(v for v in values if v)
+    return min(counts, key=lambda v: (-counts[v], v)) if counts else None
+
+
+def _draft_id(symptoms: frozenset[Symptom]) -> str:
+    key = "|".join(sorted(f"{s.metric}:{s.direction}" for s in symptoms))
+    return "Learned-" + hashlib.sha256(key.encode()).hexdigest()[:10]
+
+
+def _symptom_iri(pattern_id: str, s: Symptom, symptoms: frozenset[Symptom]) -> URIRef:
+    clash = sum(1 for x in symptoms if x.metric == s.metric) > 1
+    parts = (s.metric, s.direction) if clash else (s.metric,)
+    return node_iri("symptom", pattern_id, *parts)
+
+
+def draft_triples(d: Draft, now: float) -> list[Triple]:
+    """Return the triples of a learnt pattern and its symptoms."""
+    p = d.iri
+    label = "Learned: " + ", ".join(sorted(f"{s.metric} {s.direction}" for s in d.symptoms))
+    out: list[Triple] = [
+        (p, RDF.type, SHK.IncidentPattern),
+        (p, SHK.patternId, Literal(d.id)),
+        (p, RDFS.label, Literal(label)),
+        (p, SHK.status, Literal(d.status)),
+        (p, SHK.supportCount, Literal(len(d.incidents), datatype=XSD.integer)),
+        (p, SHK.proposedAt, ts(now)),
+    ]
+    out += [(p, SHK.learnedFrom, incident_iri(i)) for i in d.incidents]
+    if d.root_cause_type:
+        out.append((p, SHK.rootCauseType, Literal(d.root_cause_type)))
+    if d.playbook:
+        out.append((p, SHK.suggestedPlaybook, node_iri("playbook", d.playbook)))
+    for s in sorted(d.symptoms, key=lambda x: (x.metric, x.direction)):
+        si = _symptom_iri(d.id, s, d.symptoms)
+        kind = "absence" if s.metric == "telemetry.absent" else "metric"
+        out += [
+            (p, SHK.hasSymptom, si),
+            (si, RDF.type, SHK.Symptom),
+            (si, SHK.metric, Literal(s.metric)),
+            (si, SHK.direction, Literal(s.direction)),
+            (si, SHK.signalKind, Literal(kind)),
+        ]
+    return out
+
+
+def write_draft(store: KnowledgeStore, d: Draft, now: float) -> None:
+    """Replace the learnt pattern's triples in the knowledge graph (approval kept)."""
+    p, g = d.iri, f"GRAPH <{KNOWLEDGE_GRAPH}>"
+    keep = [
+        t
+        for t in pattern_triples(store, d.id)
+        if t[0] == p and t[1] in (SHK.approvedBy, SHK.approvedAt)
+    ]
+    store.update(
+        SPARQL_PREFIXES
+        + f"DELETE {{ {g} {{ ?s ?x ?o }} }}\n"
+        + f"WHERE {{ {g} {{ <{p}> shk:hasSymptom ?s . ?s ?x ?o }} }};\n"
+        + f"DELETE WHERE {{ {g} {{ <{p}> ?x ?o }} }}"
+    )
+    store.add(KNOWLEDGE_GRAPH, draft_triples(d, now) + keep)
+
+
+# ----------------------------------------------------------------------------- review
+
+
+def pattern_triples(store: KnowledgeStore, pattern_id: str) -> list[Triple]:
+    """Return the triples of a pattern and of its symptoms from the knowledge graph."""
+    p = node_iri("pattern", pattern_id)
+    mine = {p} | {
+        o for s, pr, o in store.triples(KNOWLEDGE_GRAPH) if s == p and pr == SHK.hasSymptom
+    }
+    return [t for t in store.triples(KNOWLEDGE_GRAPH) if t[0] in mine]
+
+
+def validate_pattern(store: KnowledgeStore, pattern_id: str) -> list[Violation]:
+    """SHACL-check one pattern with its symptoms; return the violations (empty: conforms).
+
+    Raises:
+        NotFound: no pattern ``pattern_id``.
+    """
+    triples = pattern_triples(store, pattern_id)
+    if not triples:
+        raise NotFound(f"no pattern {pattern_id!r}")
+    data = rdflib.Graph()
+    for t in triples:
+        data.add(t)
+    focus = sorted({t[0] for t in triples if isinstance(t[0], URIRef)})
+    shapes, ontology = _shapes_and_ontology(store)
+    return shacl.validate(data, shapes, focus_nodes=focus, ontology=ontology)
+
+
+def _shapes_and_ontology(store: KnowledgeStore) -> tuple[rdflib.Graph, rdflib.Graph]:
+    shapes = store.to_rdflib([SHAPES_GRAPH])
+    ontology = store.to_rdflib([ONTOLOGY_GRAPH])
+    if len(shapes) == 0:  # a store without the shipped graphs loaded: read the files
+        shapes = parse_turtle(shipped("ontology") / "shapes.ttl", skolemize=True)
+    if len(ontology) == 0:
+        ontology = parse_turtle(shipped("ontology") / "selfheal.ttl", skolemize=True)
+    return shapes, ontology
+
+
+def list_patterns(store: KnowledgeStore, status: str | None = None) -> list[dict[str, object]]:
+    """Return the patterns of the knowledge graph (learnt ones with support and sources)."""
+    learned = {d.id: d for d in learned_patterns(store)}
+    q = f"""SELECT ?id ?label ?status ?rct WHERE {{ GRAPH <{KNOWLEDGE_GRAPH}> {{
+  ?p a shk:IncidentPattern ; shk:patternId ?id ; rdfs:label ?label ; shk:status ?status .
+  OPTIONAL {{ ?p shk:rootCauseType ?rct }} }} }} ORDER BY ?id"""
+    out: list[dict[str, object]] = []
+    for r in select(store, q):
+        if status is not None and r["status"] != status:
+            continue
+        item: dict[str, object] = {k: v for k, v in r.items() if v is not None}
+        if (d := learned.get(str(r["id"]))) is not None:
+            item["support"] = len(d.incidents)
+            item["learned_from"] = d.incidents
+            item["playbook"] = d.playbook
+            item["symptoms"] = sorted(f"{s.metric} {s.direction}" for s in d.symptoms)
+        out.append(item)
+    return out
+
+
+def promote(store: KnowledgeStore, pattern_id: str, by: str, now: float) -> Draft:
+    """Make a draft active after a SHACL check, recording who approved it and when.
+
+    Raises:
+        NotFound: no learnt pattern ``pattern_id``.
+        ShaclError: the draft violates the pattern shapes (it stays a draft).
+    """
+    draft = next((d for d in learned_patterns(store) if d.id == pattern_id), None)
+    if draft is None:
+        raise NotFound(f"no learnt pattern {pattern_id!r}")
+    violations = validate_pattern(store, pattern_id)
+    if violations:
+        raise ShaclError(f"pattern {pattern_id}", violations)
+    p, g = draft.iri, f"GRAPH <{KNOWLEDGE_GRAPH}>"
+    store.update(
+        SPARQL_PREFIXES
+        + f"DELETE WHERE {{ {g} {{ <{p}> shk:status ?s }} }};\n"
+        + f"DELETE WHERE {{ {g} {{ <{p}> shk:approvedBy ?b }} }};\n"
+        + f"DELETE WHERE {{ {g} {{ <{p}> shk:approvedAt ?a }} }}"
+    )
+    store.add(
+        KNOWLEDGE_GRAPH,
+        [
+            (p, SHK.status, Literal("active")),
+            (p, SHK.approvedBy, Literal(by)),
+            (p, SHK.approvedAt, ts(now)),
+        ],
+    )
+    draft.status = "active"
+    return draft
+
+
+# ----------------------------------------------------------------------------- export
+
+
+def export_pattern(store: KnowledgeStore, pattern_id: str) -> str:
+    """Return the pattern as Turtle in the format of ``ontology/patterns.ttl``.
+
+    Only the authored vocabulary is exported (id, label, comment, root-cause type, status,
+    symptoms); learning provenance stays in the graph. Save it as (or append it to) a
+    ``patterns.ttl`` file; ``selfheal validate`` checks it like the shipped one.
+
+    Raises:
+        NotFound: no pattern ``pattern_id``.
+    """
+    d = next((x for x in learned_patterns(store) if x.id == pattern_id), None)
+    if d is None:
+        raise NotFound(f"no learnt pattern {pattern_id!r}")
+    label = "Learned: " + ", ".join(sorted(f"{s.metric} {s.direction}" for s in d.symptoms))
+    comment = f"Learnt from {len(d.incidents)} resolved incident(s) that matched no pattern."
+    head = [
+        f"# Incident pattern {d.id}, learnt by selfheal-kg (status {d.status}).",
+        "# Pattern IRIs are minted as node_iri(\"pattern\", patternId); symptom IRIs as",
+        "# node_iri(\"symptom\", patternId, metric).",
+    ]
+    if d.playbook:
+        safe = _SAFE.sub("_", d.playbook)
+        head.append(f"# The fix that worked: playbook {safe}; add {d.id} to its `handles`.")
+    head += [
+        "@prefix shk:  <https://w3id.org/selfheal-kg/ontology#> .",
+        "@prefix id:   <https://w3id.org/selfheal-kg/id/> .",
+        "@prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .",
+        "",
+    ]
+    symptoms = sorted(d.symptoms, key=lambda x: (x.metric, x.direction))
+    iris = [_symptom_iri(d.id, s, d.symptoms) for s in symptoms]
+    body = [
+        f"<{d.iri}> a shk:IncidentPattern ;",
+        f"    shk:patternId {Literal(d.id).n3()} ;",
+        f"    rdfs:label {Literal(label).n3()} ;",
+        f"    rdfs:comment {Literal(comment).n3()} ;",
+    ]
+    if d.root_cause_type:
+        body.append(f"    shk:rootCauseType {Literal(d.root_cause_type).n3()} ;")
+    body.append(f"    shk:status {Literal(d.status).n3()} ;")
+    body.append("    shk:hasSymptom " + " ,\n        ".join(f"<{i}>" for i in iris) + " .")
+    body.append("")
+    for s, i in zip(symptoms, iris, strict=True):
+        kind = "absence" if s.metric == "telemetry.absent" else "metric"
+        body.append(
+            f"<{i}> a shk:Symptom ;\n    shk:metric {Literal(s.metric).n3()} ; "
+            f"shk:direction {Literal(s.direction).n3()} ; shk:signalKind {Literal(kind).n3()} ."
+        )
+    return "\n".join(head + body) + "\n"
