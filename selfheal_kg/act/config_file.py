@@ -135,8 +135,9 @@ class ConfigFileExecutor:
         if path.exists():
             saved = self.versions(target)
             current = _read_text(path, "write", target)
-            _atomic_write(_version_path(path, (saved[-1] if saved else 0) + 1), current)
-            for old in (saved + [0])[: max(0, len(saved) + 1 - self._keep)]:
+            new = (saved[-1] if saved else 0) + 1
+            _atomic_write(_version_path(path, new), current)
+            for old in [*saved, new][: -self._keep]:
                 _version_path(path, old).unlink(missing_ok=True)
         _atomic_write(path, text)
 
@@ -291,21 +292,24 @@ class _EnvDoc:
             return False, None
         match = _ENV_LINE.fullmatch(self.lines[i])
         raw = match.group(2).strip() if match else ""
-        if len(raw) >= 2 and raw[0] == raw[-1] == '"':  # noqa: PLR2004 (two quotes)
+        if len(raw) >= 2 and raw[0] == raw[-1] == '"':
             return True, raw[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-        if len(raw) >= 2 and raw[0] == raw[-1] == "'":  # noqa: PLR2004 (two quotes)
+        if len(raw) >= 2 and raw[0] == raw[-1] == "'":
             return True, raw[1:-1]
         return True, raw
 
     def put(self, key: str, value: Any) -> None:
         text = ("true" if value else "false") if isinstance(value, bool) else str(value)
         if not _ENV_BARE.fullmatch(text):
-            text = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            # Single quotes keep $ and backslashes literal for dotenv readers and shells.
+            text = f"'{text}'" if "'" not in text else \
+                '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
         i = self._find(key)
         if i is None:
             self.lines.append(f"{key}={text}")
         else:
-            self.lines[i] = f"{key}={text}"
+            export = "export " if self.lines[i].lstrip().startswith("export") else ""
+            self.lines[i] = f"{export}{key}={text}"
 
     def delete(self, key: str) -> None:
         i = self._find(key)

@@ -61,7 +61,7 @@ def _client(timeout: float, transport: httpx.BaseTransport | None) -> httpx.Clie
 
 
 def _send(
-    client: httpx.Client, action: str, target: str, method: str, url: str,
+    client: httpx.Client, action: str, target: str, method: str, url: str, *,
     payload: Mapping[str, FactValue] | None = None, headers: Mapping[str, str] | None = None,
 ) -> httpx.Response:
     """Send one request; transport errors become ``ActionError``."""
@@ -75,7 +75,7 @@ def _send(
 
 def _report(action: str, resp: httpx.Response) -> ActionReport:
     body = resp.text.strip().replace("\n", " ")[:_MAX_DETAIL]
-    ok = 200 <= resp.status_code < 300  # noqa: PLR2004 (the 2xx class)
+    ok = 200 <= resp.status_code < 300
     return ActionReport(ok, f"{action}: HTTP {resp.status_code} {body}".rstrip())
 
 
@@ -115,7 +115,9 @@ class HttpExecutor:
         ep = self._endpoint(action, target)
         values = validate(action, target, params, ep.params)
         payload = {"target": target, **values}
-        resp = _send(self._client, action, target, ep.method, ep.url, payload, ep.headers)
+        resp = _send(
+            self._client, action, target, ep.method, ep.url, payload=payload, headers=ep.headers
+        )
         return _report(action, resp)
 
     def restore(self, target: str, state: Mapping[str, FactValue]) -> ActionReport:
@@ -196,7 +198,7 @@ class AdminApiExecutor:
         value_key = "weight" if action == "lb_weight" else "state"
         body = {key: name, value_key: values[value_key]}
         url = self._base(action, target) + _PATHS[action][0]
-        return _report(action, _send(self._client, action, target, "POST", url, body))
+        return _report(action, _send(self._client, action, target, "POST", url, payload=body))
 
     def restore(self, target: str, state: Mapping[str, FactValue]) -> ActionReport:
         """POST back the weight or breaker state captured by ``snapshot``."""
@@ -228,7 +230,7 @@ class AdminApiExecutor:
 
     def _read(self, action: str, target: str, path: str, field_: str) -> dict[str, Any]:
         resp = _send(self._client, action, target, "GET", self._base(action, target) + path)
-        if not 200 <= resp.status_code < 300:  # noqa: PLR2004 (the 2xx class)
+        if not 200 <= resp.status_code < 300:
             raise ActionError(action, target, f"GET {path}: HTTP {resp.status_code}")
         try:
             doc = resp.json()

@@ -80,6 +80,7 @@ class SafetyGate:
     def __init__(
         self,
         clock: Clock,
+        *,
         per_target_budget: int = 3,
         window: float = 600.0,
         backoff_initial: float = 10.0,

@@ -30,7 +30,7 @@ def list_incidents(store: KnowledgeStore, status: str | None, limit: int) -> lis
     """Return incident summaries, newest first."""
     filt = f"FILTER(?status = {Literal(status).n3()})" if status else ""
     q = SPARQL_PREFIXES + f"""
-SELECT ?id ?status ?openedAt ?closedAt ?node ?pattern ?root ?playbook ?success WHERE {{
+SELECT ?id ?status ?openedAt ?closedAt ?node ?pattern ?root ?playbook ?succeeded WHERE {{
   ?inc a shk:Incident ; shk:incidentId ?id ; shk:openedAt ?openedAt ; shk:affects ?n ;
        shk:matchesPattern ?p .
   BIND(STRAFTER(STR(?n), "/service/") AS ?node)
@@ -40,7 +40,7 @@ SELECT ?id ?status ?openedAt ?closedAt ?node ?pattern ?root ?playbook ?success W
   OPTIONAL {{ ?inc shk:hasRootCause ?rc . ?rc shk:rank 1 ; rdfs:label ?root }}
   OPTIONAL {{ ?inc shk:hasDecision/shk:chosePlaybook ?pb .
              BIND(STRAFTER(STR(?pb), "/playbook/") AS ?playbook) }}
-  OPTIONAL {{ ?inc shk:hasOutcome/shk:succeeded ?success }}
+  OPTIONAL {{ ?inc shk:hasOutcome/shk:succeeded ?succeeded }}
   {filt}
 }} ORDER BY DESC(?openedAt) LIMIT {int(limit)}"""
     return [_clean(r) for r in store.query(q).dicts()]  # type: ignore[union-attr]
@@ -110,8 +110,8 @@ WHERE {{ <{inc}> shk:hasExecution ?e . ?e shk:phase ?phase ; shk:order ?order ;
     )
     outcome = _select(
         store,
-        f"""SELECT ?success ?reason ?verifiedAt ?timeToDetect ?timeToRepair ?timeToRecover
-WHERE {{ <{inc}> shk:hasOutcome ?o . ?o shk:succeeded ?success ; shk:reason ?reason .
+        f"""SELECT ?succeeded ?reason ?verifiedAt ?timeToDetect ?timeToRepair ?timeToRecover
+WHERE {{ <{inc}> shk:hasOutcome ?o . ?o shk:succeeded ?succeeded ; shk:reason ?reason .
   OPTIONAL {{ ?o shk:verifiedAt ?verifiedAt }} OPTIONAL {{ ?o shk:timeToDetect ?timeToDetect }}
   OPTIONAL {{ ?o shk:timeToRepair ?timeToRepair }}
   OPTIONAL {{ ?o shk:timeToRecover ?timeToRecover }} }}""",

@@ -68,7 +68,7 @@ def merge(parts: Sequence[Buckets]) -> Buckets:
     if not parts:
         return Buckets(np.empty(0), np.zeros(1))
     first = parts[0]
-    if all(np.array_equal(p.bounds, first.bounds) for p in parts[1:]):
+    if all(p.bounds is first.bounds or np.array_equal(p.bounds, first.bounds) for p in parts[1:]):
         return Buckets(first.bounds, np.sum([p.counts for p in parts], axis=0))
     union = np.unique(np.concatenate([p.bounds for p in parts]))
     cumulative = np.zeros(union.size)

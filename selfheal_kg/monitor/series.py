@@ -32,6 +32,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 from selfheal_kg.clock import Clock
 from selfheal_kg.model import DerivedPoint
 from selfheal_kg.monitor.attributes import (
+    AttrKey,
     attribute_key,
     attributes,
     is_error,
@@ -265,7 +266,7 @@ class _Origin:
 class _Walker:
     """Walks the points of one metric: validate, find the stream, derive."""
 
-    __slots__ = ("derivation", "export", "metric", "node", "origin", "scale", "store")
+    __slots__ = ("derivation", "export", "metric", "names", "node", "origin", "scale", "store")
 
     def __init__(
         self, store: SeriesStore, export: _Export, origin: _Origin, metric: Metric
@@ -278,6 +279,7 @@ class _Walker:
         self.metric = metric
         unit = metric.unit or ("ms" if metric.name in OLD_MS_METRICS else "")
         self.scale = to_base_unit(unit)
+        self.names = histogram_names(metric.name)
 
     def walk(self) -> None:
         kind = self.metric.WhichOneof("data")
@@ -363,17 +365,19 @@ class _Walker:
             reason = "point without a value"
         elif not math.isfinite(value):
             reason = f"value {value} is not finite"
-        stream = self._checked(dp, tag, reason)
+        stream = self._checked(dp, tag, reason, attribute_key(dp.attributes))
         return None if stream is None else (stream, value * self.scale)
 
-    def _checked(self, dp: _AnyPoint, tag: Hashable, reason: str | None) -> Stream | None:
+    def _checked(
+        self, dp: _AnyPoint, tag: Hashable, reason: str | None, attrs: AttrKey
+    ) -> Stream | None:
         """Count the point; return its stream when it is valid, recorded and newer than the last."""
         if reason is not None:
             self.export.reject(self.metric.name, reason)
             return None
         self.origin.latest = max(self.origin.latest, dp.time_unix_nano)
         metric = self.metric
-        key = (self.origin.key, metric.name, metric.unit, tag, attribute_key(dp.attributes))
+        key = (self.origin.key, metric.name, metric.unit, tag, attrs)
         if dp.flags & _NO_RECORDED_VALUE:
             # The stream went stale: forget it, so that its next point is a fresh baseline.
             self.store._forget(key)
@@ -393,7 +397,8 @@ class _Walker:
         if temporality not in (AGGREGATION_TEMPORALITY_CUMULATIVE, AGGREGATION_TEMPORALITY_DELTA):
             self.export.reject(self.metric.name, "aggregation temporality unspecified")
             return
-        stream = self._checked(dp, ("histogram", temporality), None)
+        attrs = attribute_key(dp.attributes)
+        stream = self._checked(dp, ("histogram", temporality), None, attrs)
         if stream is None:
             return
         if temporality == AGGREGATION_TEMPORALITY_CUMULATIVE:
@@ -403,8 +408,8 @@ class _Walker:
             interval = None if seconds is None else interval_of(point, seconds)
         if interval is None:
             return
-        names = histogram_names(self.metric.name)
-        failed = names.errors is not None and is_error(attributes(dp.attributes))
+        names = self.names
+        failed = names.errors is not None and is_error(dict(attrs))
         self.derivation.histogram(
             self.node,
             names,

@@ -65,7 +65,8 @@ def make_handler(admin: FakeAdmin) -> type[BaseHTTPRequestHandler]:
             else:
                 self._reply(500, {"error": "boom"})
 
-        do_PUT = do_POST
+        def do_PUT(self) -> None:
+            self.do_POST()
 
     return Handler
 

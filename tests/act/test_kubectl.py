@@ -85,7 +85,7 @@ def test_scale_limits(fake: tuple[Path, Path]) -> None:
 
 
 def test_rollout_restart_and_undo(fake: tuple[Path, Path]) -> None:
-    log, state = fake
+    log, _ = fake
     ex = executor()
     point = ex.snapshot("rollout_restart", "checkout", {})
     assert point == {"revision": 7}

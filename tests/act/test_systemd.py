@@ -74,7 +74,9 @@ def test_stop_then_restore_starts_it_again(fake: tuple[Path, Path]) -> None:
     assert "already active" in ex.restore("checkout", point).detail
 
 
-def test_failure_is_a_failed_report(fake: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failure_is_a_failed_report(
+    fake: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("FAKEBIN_FAIL", "1")
     report = SystemdExecutor().execute("systemd_restart", "checkout", {})
     assert not report.ok

@@ -92,7 +92,7 @@ def test_full_incident_round_trip(store: KnowledgeStore) -> None:
     assert detail["decision"][0]["why"] == "because"
     assert detail["steps"][0]["action"] == "restart"
     assert '"running": false' in detail["steps"][0]["state"]
-    assert detail["outcome"]["success"] is True
+    assert detail["outcome"]["succeeded"] is True
     assert float(detail["outcome"]["timeToRecover"]) == pytest.approx(7.0)
     assert detail["diagnoses"][0]["rule"].endswith("/rule/service-down")
 

@@ -1,0 +1,160 @@
+"""The pipeline on a controllable clock: signals → rules → incident → RCA → repair → verified.
+
+Real detector, tracker, rule engine (durable-rules), RCA and decision; the series source and
+the executor are fakes (the real ones are exercised end to end in tests/e2e).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pytest
+
+from selfheal_kg.act.executor import ActionReport, Params
+from selfheal_kg.act.heal import Healer
+from selfheal_kg.clock import FakeClock
+from selfheal_kg.decide.playbook import load_playbooks
+from selfheal_kg.detect.registry import make_detector, make_tracker
+from selfheal_kg.engine.durable import DurableRuleEngine
+from selfheal_kg.engine.rules import load_rules
+from selfheal_kg.incident import IncidentBook, Recorder, Status
+from selfheal_kg.kg import records
+from selfheal_kg.kg.namespaces import INCIDENTS_GRAPH
+from selfheal_kg.kg.store import OxigraphStore
+from selfheal_kg.model import DerivedPoint, FactValue
+from selfheal_kg.paths import shipped
+from selfheal_kg.pipeline import Knowledge, Pipeline, Settings
+
+EDGES = [("gateway", "checkout"), ("checkout", "inventory")]
+
+
+class FakeSeries:
+    """Derived points pushed by the test; last-seen per node."""
+
+    def __init__(self) -> None:
+        self.points: list[DerivedPoint] = []
+        self.seen: dict[str, float] = {}
+
+    def emit(self, t: float, node: str, metric: str, value: float) -> None:
+        self.points.append(DerivedPoint(f"{node}|{metric}", node, metric, t, value))
+        self.seen[node] = t
+
+    def drain(self) -> list[DerivedPoint]:
+        out, self.points = self.points, []
+        return out
+
+    def last_seen(self) -> dict[str, float]:
+        return dict(self.seen)
+
+
+class FakeSupervisor:
+    """Records restarts; ``alive`` says whether the process would come back."""
+
+    actions = frozenset({"restart"})
+
+    def __init__(self) -> None:
+        self.restarted: list[str] = []
+        self.alive = True
+
+    def snapshot(self, action: str, target: str, params: Params) -> dict[str, FactValue]:
+        return {"running": False}
+
+    def execute(self, action: str, target: str, params: Params) -> ActionReport:
+        self.restarted.append(target)
+        return ActionReport(True, f"restarted {target}")
+
+    def restore(self, target: str, state: Mapping[str, FactValue]) -> ActionReport:
+        return ActionReport(True, "nothing to restore")
+
+
+@pytest.fixture
+def world() -> tuple[Pipeline, FakeSeries, FakeSupervisor, FakeClock, OxigraphStore]:
+    clock = FakeClock(1000.0)
+    store = OxigraphStore(None)
+    book = IncidentBook(
+        Recorder(
+            lambda t: store.add(INCIDENTS_GRAPH, t),
+            lambda inc, v: records.set_status(store, inc, v),
+        )
+    )
+    engine = DurableRuleEngine(name="pipeline-test")
+    engine.load(load_rules(shipped("rules")))
+    supervisor = FakeSupervisor()
+    playbooks = load_playbooks(shipped("playbooks"))
+    pipe = Pipeline(
+        clock=clock,
+        series=(series := FakeSeries()),
+        detector=make_detector(),
+        tracker=make_tracker(),
+        engine=engine,
+        knowledge=Knowledge(
+            topology=lambda: (EDGES, {}),
+            playbooks=lambda: playbooks,
+            history=lambda: {},
+        ),
+        book=book,
+        healer=Healer({"restart": supervisor}, clock),
+        settings=Settings(group_wait=2.0, stale_after=3.5),
+    )
+    yield pipe, series, supervisor, clock, store
+    pipe.close()
+    engine.close()
+
+
+def healthy_tick(series: FakeSeries, clock: FakeClock, nodes: list[str], k: int) -> None:
+    t = clock.advance(1.0)
+    for node in nodes:
+        series.emit(t, node, "http.server.request.rate", 20.0 + (k % 3) * 0.1)
+        series.emit(t, node, "http.server.error.ratio", 0.0)
+
+
+def test_crash_of_a_leaf_is_healed_at_the_leaf(world: tuple) -> None:  # type: ignore[type-arg]
+    pipe, series, supervisor, clock, store = world
+    nodes = ["gateway", "checkout", "inventory"]
+    for k in range(30):
+        healthy_tick(series, clock, nodes, k)
+        assert not pipe.tick().diagnoses, "false positive on a steady system"
+
+    # inventory dies: it goes silent, its callers start failing
+    for k in range(8):
+        t = clock.advance(1.0)
+        for node in ["gateway", "checkout"]:
+            series.emit(t, node, "http.server.request.rate", 20.0)
+            series.emit(t, node, "http.server.error.ratio", 1.0)
+        pipe.tick()
+        pipe.wait_idle()
+
+    assert supervisor.restarted == ["inventory"]
+    incidents = records.list_incidents(store, None, 10)
+    assert len(incidents) == 1
+    assert incidents[0]["root"] == "inventory"
+    assert incidents[0]["status"] == "verifying"
+
+    # the restarted process reports again: verification passes
+    for k in range(3):
+        healthy_tick(series, clock, nodes, k)
+        pipe.tick()
+    detail = records.incident_detail(store, incidents[0]["id"])
+    assert detail["status"] == "resolved"
+    assert detail["outcome"]["succeeded"] is True
+    assert "inventory health up" in detail["outcome"]["reason"]
+    causes = [c["node"] for c in detail["root_causes"]]
+    assert causes[0] == "inventory"
+    assert detail["candidates"][0]["playbook"].endswith("/playbook/restart-service")
+
+
+def test_a_repair_that_never_verifies_fails_after_the_deadline(world: tuple) -> None:  # type: ignore[type-arg]
+    pipe, series, supervisor, clock, store = world
+    for k in range(20):
+        healthy_tick(series, clock, ["gateway", "inventory"], k)
+        pipe.tick()
+    for _ in range(40):  # inventory never comes back
+        t = clock.advance(1.0)
+        series.emit(t, "gateway", "http.server.request.rate", 20.0)
+        pipe.tick()
+        pipe.wait_idle()
+    assert supervisor.restarted == ["inventory"]
+    inc = records.list_incidents(store, None, 10)[0]
+    assert inc["status"] == Status.FAILED.value
+    detail = records.incident_detail(store, inc["id"])
+    assert "verification failed" in detail["outcome"]["reason"]
