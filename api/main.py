@@ -9,12 +9,34 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 
 from api import errors
-from api.routers import health, incidents, otlp, sparql
+from api.routers import (
+    admin,
+    alerts,
+    diagnose,
+    heal,
+    health,
+    incidents,
+    learn,
+    otlp,
+    playbooks,
+    sparql,
+)
 
 if TYPE_CHECKING:
     from selfheal_kg.runtime import Runtime
 
-ROUTERS = (otlp.router, health.router, sparql.router, incidents.router)
+ROUTERS = (
+    otlp.router,
+    health.router,
+    sparql.router,
+    incidents.router,
+    diagnose.router,
+    heal.router,
+    playbooks.router,
+    alerts.router,
+    learn.router,
+    admin.router,
+)
 
 
 def create_app(rt: Runtime) -> FastAPI:

@@ -18,7 +18,9 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.metrics.v1 import metrics_pb2 as pb
+from opentelemetry.proto.metrics.v1.metrics_pb2 import (
+    AGGREGATION_TEMPORALITY_CUMULATIVE as CUMULATIVE,
+)
 
 from selfheal_kg.clock import FakeClock
 from selfheal_kg.monitor import otlp
@@ -47,25 +49,32 @@ def build(step: int, services: int = 20, routes: int = 30) -> ExportMetricsServi
         )
         metrics = rm.scope_metrics.add(scope={"name": "bench"}).metrics
         hist = metrics.add(name="http.server.request.duration", unit="s").histogram
-        hist.aggregation_temporality = 2
+        hist.aggregation_temporality = CUMULATIVE
         total = metrics.add(name="jobs.done", unit="1").sum
-        total.aggregation_temporality, total.is_monotonic = 2, True
+        total.aggregation_temporality, total.is_monotonic = CUMULATIVE, True
         for r in range(routes):
             for status in (200, 500):
                 n = (step + 1) * (50 if status == 200 else 1)
                 counts = [n // 10] * 9 + [n - 9 * (n // 10)] + [0] * 5
                 dp = hist.data_points.add(
-                    start_time_unix_nano=1_600_000_000 * S, time_unix_nano=t, count=n,
-                    sum=0.05 * n, explicit_bounds=BOUNDS, bucket_counts=counts,
+                    start_time_unix_nano=1_600_000_000 * S,
+                    time_unix_nano=t,
+                    count=n,
+                    sum=0.05 * n,
+                    explicit_bounds=BOUNDS,
+                    bucket_counts=counts,
                 )
                 dp.attributes.extend(
-                    [_kv("http.request.method", "GET"), _kv("http.route", f"/r{r}"),
-                     _kv("http.response.status_code", status), _kv("url.scheme", "http")]
+                    [
+                        _kv("http.request.method", "GET"),
+                        _kv("http.route", f"/r{r}"),
+                        _kv("http.response.status_code", status),
+                        _kv("url.scheme", "http"),
+                    ]
                 )
-            dp = total.data_points.add(
+            total.data_points.add(
                 start_time_unix_nano=1_600_000_000 * S, time_unix_nano=t, as_int=step * r
-            )
-            dp.attributes.append(_kv("queue", f"q{r}"))
+            ).attributes.append(_kv("queue", f"q{r}"))
         for g in range(5):
             gauge = metrics.add(name=f"process.gauge.{g}").gauge
             gauge.data_points.add(time_unix_nano=t, as_double=float(step + g))
@@ -90,7 +99,7 @@ def walk(request: ExportMetricsServiceRequest) -> float:
         attribute_key(rm.resource.attributes)
         for sm in rm.scope_metrics:
             for m in sm.metrics:
-                kind = m.WhichOneof("data")
+                kind = m.WhichOneof("data") or "gauge"
                 for dp in getattr(m, kind).data_points:
                     attribute_key(dp.attributes)
                     acc += dp.time_unix_nano
@@ -117,19 +126,35 @@ def main(seconds: float) -> None:
     points = count_points(build(0))
     print(f"{points} points per request, {len(bodies[0]):,} bytes protobuf")
 
-    timed("decode only (protobuf)", points, seconds,
-          lambda i: otlp.parse("metrics", bodies[i % 50], "protobuf"))
-    timed("decode + walk", points, seconds,
-          lambda i: walk(otlp.parse("metrics", bodies[i % 50], "protobuf")))  # type: ignore[arg-type]
+    timed(
+        "decode only (protobuf)",
+        points,
+        seconds,
+        lambda i: otlp.parse("metrics", bodies[i % 50], "protobuf"),
+    )
+    timed(
+        "decode + walk",
+        points,
+        seconds,
+        lambda i: walk(otlp.decode("metrics", bodies[i % 50], otlp.PROTOBUF, None, 1 << 26)),
+    )
 
     clock = FakeClock()
     intake = Intake(SeriesStore(clock), clock, 64 << 20)
-    timed("end-to-end Intake.accept", points, seconds,
-          lambda i: intake.accept("metrics", bodies[i % len(bodies)], otlp.PROTOBUF, None))
+    timed(
+        "end-to-end Intake.accept",
+        points,
+        seconds,
+        lambda i: intake.accept("metrics", bodies[i % len(bodies)], otlp.PROTOBUF, None),
+    )
     print(f"  derived points pending: {len(intake.series.drain()):,}")
     intake = Intake(SeriesStore(clock), clock, 64 << 20)
-    timed("end-to-end, gzip", points, seconds,
-          lambda i: intake.accept("metrics", gzipped[i % len(gzipped)], otlp.PROTOBUF, "gzip"))
+    timed(
+        "end-to-end, gzip",
+        points,
+        seconds,
+        lambda i: intake.accept("metrics", gzipped[i % len(gzipped)], otlp.PROTOBUF, "gzip"),
+    )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
@@ -39,26 +40,30 @@ def build(batch: int) -> ExportTraceServiceRequest:
     web.resource.attributes.append(_kv("service.name", "web"))
     api.resource.attributes.append(_kv("service.name", "api"))
     web_spans, api_spans = web.scope_spans.add().spans, api.scope_spans.add().spans
+    db = {"db.system.name": "postgresql", "db.namespace": "orders"}
     for i in range(TRACES_PER_REQUEST):
-        n = batch * TRACES_PER_REQUEST + i
+        n = batch * TRACES_PER_REQUEST + i + 1  # an all-zero trace id is invalid
         trace = n.to_bytes(16, "big")
-        ids = [(n * 8 + k + 1).to_bytes(8, "big") for k in range(5)]
+        ids = [(n * 8 + k).to_bytes(8, "big") for k in range(5)]
         t = (1_700_000_000 + n) * S
-
-        def span(spans: object, k: int, parent: int | None, kind: int, **attrs: str) -> None:
-            s: Span = spans.add(  # type: ignore[attr-defined]
-                trace_id=trace, span_id=ids[k], parent_span_id=ids[parent] if parent is not None
-                else b"", kind=kind, name=f"op{k}", start_time_unix_nano=t,
+        shape: tuple[tuple[Any, int | None, int, dict[str, str]], ...] = (
+            (web_spans, None, Span.SPAN_KIND_SERVER, {"http.route": "/buy"}),
+            (web_spans, 0, Span.SPAN_KIND_CLIENT, {"server.address": "api"}),
+            (api_spans, 1, Span.SPAN_KIND_SERVER, {"http.route": "/pay"}),
+            (api_spans, 2, Span.SPAN_KIND_INTERNAL, {}),
+            (api_spans, 2, Span.SPAN_KIND_CLIENT, db),
+        )
+        for k, (spans, parent, kind, attrs) in enumerate(shape):
+            span = spans.add(
+                trace_id=trace,
+                span_id=ids[k],
+                parent_span_id=b"" if parent is None else ids[parent],
+                kind=kind,
+                name=f"op{k}",
+                start_time_unix_nano=t,
                 end_time_unix_nano=t + (5 - k) * 1_000_000,
             )
-            s.attributes.extend(_kv(key, v) for key, v in attrs.items())
-
-        span(web_spans, 0, None, Span.SPAN_KIND_SERVER, **{"http.route": "/buy"})
-        span(web_spans, 1, 0, Span.SPAN_KIND_CLIENT, **{"server.address": "api"})
-        span(api_spans, 2, 1, Span.SPAN_KIND_SERVER, **{"http.route": "/pay"})
-        span(api_spans, 3, 2, Span.SPAN_KIND_INTERNAL)
-        span(api_spans, 4, 2, Span.SPAN_KIND_CLIENT,
-             **{"db.system.name": "postgresql", "db.namespace": "orders"})
+            span.attributes.extend(_kv(key, v) for key, v in attrs.items())
     return request
 
 
@@ -89,10 +94,18 @@ def main(seconds: float) -> None:
     bodies = [build(b).SerializeToString() for b in range(400)]
     spans = 5 * TRACES_PER_REQUEST
     print(f"{spans} spans per request, {len(bodies[0]):,} bytes protobuf")
-    timed("decode only (protobuf)", spans, seconds,
-          lambda i: otlp.parse("traces", bodies[i % 50], "protobuf"))
-    timed("decode + walk", spans, seconds,
-          lambda i: walk(otlp.parse("traces", bodies[i % 50], "protobuf")))  # type: ignore[arg-type]
+    timed(
+        "decode only (protobuf)",
+        spans,
+        seconds,
+        lambda i: otlp.parse("traces", bodies[i % 50], "protobuf"),
+    )
+    timed(
+        "decode + walk",
+        spans,
+        seconds,
+        lambda i: walk(otlp.decode("traces", bodies[i % 50], otlp.PROTOBUF, None, 1 << 26)),
+    )
     clock = FakeClock()
     graph = SpanGraph(clock, ttl_seconds=30)
     intake = Intake(SeriesStore(clock), clock, 64 << 20, spans=graph)

@@ -15,6 +15,7 @@ from enum import StrEnum
 from rdflib import URIRef
 from rdflib.term import Node
 
+from selfheal_kg.act.safety import Permit
 from selfheal_kg.kg import history
 from selfheal_kg.model import Decision, Diagnosis, Outcome, RootCause, Signal, StepResult
 
@@ -76,6 +77,9 @@ class Incident:
     diagnosed_at: float | None = None
     repaired_at: float | None = None
     closed: float | None = None
+    refusal: str | None = None
+    permit: Permit | None = None
+    approved_by: str | None = None
 
     @property
     def root(self) -> str:
@@ -95,6 +99,7 @@ class IncidentBook:
 
     def __init__(self, recorder: Recorder, id_prefix: str = "inc") -> None:
         self._rec = recorder
+        self.recorder = recorder
         self._lock = threading.RLock()
         self._open: dict[str, Incident] = {}
         self._closed: dict[str, Incident] = {}
@@ -177,6 +182,12 @@ class IncidentBook:
         with self._lock:
             inc.steps.append(result)
         self._rec.add(history.step(inc.id, result, phase))
+
+    def approved(self, inc: Incident, approver: str, now: float) -> None:
+        """Record who approved the repair, and when."""
+        with self._lock:
+            inc.approved_by = approver
+        self._rec.add(history.approval(inc.id, approver, now))
 
     def set_status(self, inc: Incident, value: Status) -> None:
         """Move an incident to a new status."""

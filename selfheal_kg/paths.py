@@ -12,7 +12,7 @@ _PKG = Path(__file__).resolve().parent
 
 
 def shipped(name: str) -> Path:
-    """Return the directory of a shipped resource (``ontology``, ``rules``, ``playbooks``, ``demo``)."""
+    """Return a shipped directory: ``ontology``, ``rules``, ``playbooks`` or ``demo``."""
     for candidate in (_PKG.parent / name, _PKG / "_shipped" / name):
         if candidate.is_dir():
             return candidate

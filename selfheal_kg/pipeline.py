@@ -14,22 +14,35 @@ did in the incidents graph through the incident book.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import networkx as nx
 import numpy as np
 
-from selfheal_kg.act.heal import Healer, StepLike
-from selfheal_kg.act.verify import CriterionLike, verify
+from selfheal_kg.act.heal import Healer
+from selfheal_kg.act.repairs import PlaybookFull, RepairFlow
+from selfheal_kg.act.safety import SafetyGate
 from selfheal_kg.clock import Clock
-from selfheal_kg.decide.choose import History, PlaybookLike, choose
+from selfheal_kg.decide.choose import History, choose
+from selfheal_kg.detect.base import Scores
+from selfheal_kg.errors import NotFound
 from selfheal_kg.incident import Incident, IncidentBook, Status
-from selfheal_kg.model import Diagnosis, DerivedPoint, Fact, Firing, Outcome, RootCause, Signal
+from selfheal_kg.model import (
+    DerivedPoint,
+    Diagnosis,
+    Fact,
+    FactValue,
+    Firing,
+    RootCause,
+    Signal,
+)
+from selfheal_kg.monitor.alerts import AlertManager
 from selfheal_kg.monitor.liveness import HealthChange, Liveness
 from selfheal_kg.rca.graph import TopologySnapshot
+from selfheal_kg.rca.patterns import hints, match
 from selfheal_kg.rca.rank import Anomaly, rank
 
 
@@ -45,7 +58,7 @@ class DetectorLike(Protocol):
 
     name: str
 
-    def update(self, t: float, series: Sequence[str], values: np.ndarray) -> object: ...
+    def update(self, t: float, series: Sequence[str], values: np.ndarray) -> Scores: ...
 
 
 class TrackerLike(Protocol):
@@ -57,7 +70,7 @@ class TrackerLike(Protocol):
         series: Sequence[str],
         nodes: Sequence[str],
         metrics: Sequence[str],
-        scores: object,
+        scores: Scores,
         values: np.ndarray,
     ) -> tuple[list[Signal], list[Signal]]: ...
 
@@ -70,15 +83,6 @@ class EngineLike(Protocol):
     def advance(self, now: float) -> list[Firing]: ...
 
 
-class PlaybookFull(PlaybookLike, Protocol):
-    """A playbook with steps and success criteria."""
-
-    @property
-    def steps(self) -> Sequence[StepLike]: ...
-    @property
-    def success(self) -> Sequence[CriterionLike]: ...
-
-
 Topology = tuple[Sequence[tuple[str, str]], Mapping[str, str]]
 
 
@@ -89,6 +93,7 @@ class Knowledge:
     topology: Callable[[], Topology]
     playbooks: Callable[[], Mapping[str, PlaybookFull]]
     history: Callable[[], Mapping[tuple[str, str], History]]
+    patterns: Callable[[], Mapping[str, tuple[str, tuple[tuple[str, str], ...]]]] = dict
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +133,8 @@ class Pipeline:
         book: IncidentBook,
         healer: Healer,
         settings: Settings,
+        gate: SafetyGate | None = None,
+        alerts: AlertManager | None = None,
     ) -> None:
         self.clock = clock
         self.series = series
@@ -139,12 +146,25 @@ class Pipeline:
         self.healer = healer
         self.settings = settings
         self.liveness = Liveness(settings.stale_after)
+        self.alerts = alerts
         self.active: dict[str, Signal] = {}
+        self._inbox: list[Signal] = []
+        self.recent: deque[Signal] = deque(maxlen=10_000)
+        self._health_inbox: list[HealthChange] = []
+        self._inbox_lock = threading.Lock()
         self._lock = threading.Lock()
-        self._busy: set[str] = set()
-        self._pool = ThreadPoolExecutor(max_workers=settings.max_parallel)
-        self._futures: list[Future[None]] = []
         self.listeners: list[Callable[[str, dict[str, object]], None]] = []
+        self.repairs = RepairFlow(
+            clock=clock,
+            book=book,
+            healer=healer,
+            gate=gate or SafetyGate(clock, max_concurrent=settings.max_parallel),
+            playbooks=knowledge.playbooks,
+            live=self,
+            emit=self._emit,
+            dry_run=settings.dry_run,
+            max_parallel=settings.max_parallel,
+        )
 
     # -- stages -------------------------------------------------------------------------
 
@@ -154,12 +174,16 @@ class Pipeline:
             now = self.clock.now()
             report = TickReport(now=now)
             report.opened, report.cleared = self._detect(now)
-            report.health = self.liveness.update(self.series.last_seen(), now)
+            external, probed = self._take_inbox()
+            report.opened += [s for s in external if s.active]
+            report.cleared += [s for s in external if not s.active]
+            self._track(report.opened, report.cleared)
+            report.health = self.liveness.update(self.series.last_seen(), now) + probed
             firings = self._facts(now, report)
             report.diagnoses = self._diagnoses(firings, now)
             self._group(report.diagnoses, now)
             self._decide_ready(now)
-            self._verify(now)
+            self.repairs.tick(now)
             return report
 
     def _detect(self, now: float) -> tuple[list[Signal], list[Signal]]:
@@ -172,21 +196,39 @@ class Pipeline:
         ids = [p.series for p in pts]
         values = np.array([p.value for p in pts], dtype=float)
         scores = self.detector.update(now, ids, values)
-        opened, cleared = self.tracker.update(
+        return self.tracker.update(
             now, ids, [p.node for p in pts], [p.metric for p in pts], scores, values
         )
+
+    def submit(self, signals: Sequence[Signal] = (), health: Sequence[HealthChange] = ()) -> None:
+        """Queue signals from outside the detectors (Alertmanager) and probe results."""
+        with self._inbox_lock:
+            self._inbox += signals
+            self._health_inbox += health
+
+    def _take_inbox(self) -> tuple[list[Signal], list[HealthChange]]:
+        with self._inbox_lock:
+            signals, self._inbox = self._inbox, []
+            health, self._health_inbox = self._health_inbox, []
+        return signals, health
+
+    def _track(self, opened: list[Signal], cleared: list[Signal]) -> None:
+        """Alerting stage: active set, alert dedup/grouping, events."""
         for s in opened:
             self.active[s.id] = s
+            self.recent.append(s)
             self._emit("signal", {"signal": s})
         for s in cleared:
             self.active.pop(s.id, None)
             self._emit("cleared", {"signal": s})
-        return opened, cleared
+        if self.alerts is not None:
+            for s in (*opened, *cleared):
+                self.alerts.from_signal(s)
 
     def _facts(self, now: float, report: TickReport) -> list[Firing]:
         firings: list[Firing] = []
         for s in report.opened:
-            attrs = {
+            attrs: dict[str, FactValue] = {
                 "node": s.node,
                 "metric": s.metric,
                 "detector": s.detector,
@@ -198,11 +240,13 @@ class Pipeline:
         for s in report.cleared:
             firings += self.engine.retract_fact(s.id)
         for h in report.health:
-            fid = f"health:{h.node}"
+            fid = f"health:{h.source}:{h.node}"
             self._emit("health", {"change": h})
             if h.status == "down":
-                attrs = {"node": h.node, "status": "down", "source": "telemetry", "onset": h.since}
-                firings += self.engine.assert_fact(Fact(fid, "health", attrs, now))
+                down: dict[str, FactValue] = {
+                    "node": h.node, "status": "down", "source": h.source, "onset": h.since
+                }
+                firings += self.engine.assert_fact(Fact(fid, "health", down, now))
             else:
                 firings += self.engine.retract_fact(fid)
         firings += self.engine.advance(now)
@@ -242,10 +286,11 @@ class Pipeline:
 
     def _decide_ready(self, now: float) -> None:
         for inc in self.book.open_incidents():
-            if inc.status is Status.OPEN and now - inc.opened >= self.settings.group_wait:
+            waited = now - inc.opened >= self.settings.group_wait
+            if inc.status is Status.OPEN and inc.decision is None and waited:
                 self._decide(inc, now)
 
-    def _decide(self, inc: Incident, now: float) -> None:
+    def _decide(self, inc: Incident, now: float, *, start: bool = True) -> None:
         edges, kinds = self.knowledge.topology()
         snapshot = TopologySnapshot.from_edges(edges, kinds)
         anomalies = self._anomalies()
@@ -254,8 +299,17 @@ class Pipeline:
         observed = set(self.series.last_seen())
         for node in self.liveness.down():
             observed |= set(snapshot.graph.successors(node)) if node in snapshot.graph else set()
-        causes = rank(snapshot, anomalies, target=inc.node, top=5, observed=observed)
-        own = [c for c in causes if c.node in inc.nodes or _reaches(snapshot.graph, inc.node, c.node)]
+        matches = match(self.knowledge.patterns(), self.active.values(), self.liveness.down())
+        causes = rank(
+            snapshot,
+            anomalies,
+            target=inc.node,
+            top=5,
+            observed=observed,
+            pattern_hints=hints(matches),
+        )
+        graph = snapshot.graph
+        own = [c for c in causes if c.node in inc.nodes or _reaches(graph, inc.node, c.node)]
         causes = _renumber(own or causes)
         self.book.set_root_causes(inc, causes)
         self.book.add_signals(inc, [s for s in self.active.values() if s.node in inc.nodes])
@@ -274,67 +328,29 @@ class Pipeline:
         )
         self.book.set_decision(inc, decision, now)
         self._emit("decision", {"incident": inc, "decision": decision})
-        if decision.chosen is None:
-            outcome = Outcome(inc.id, False, None, decision.why)
-            self.book.close(inc, outcome, now, Status.ESCALATED)
-            self._emit("outcome", {"incident": inc, "outcome": outcome})
-            return
-        if decision.needs_approval:
-            self.book.set_status(inc, Status.AWAITING_APPROVAL)
-            return
-        self._start_healing(inc, playbooks[decision.chosen.playbook], target)
+        if start:
+            self.repairs.start(inc, now)
 
-    def _start_healing(self, inc: Incident, pb: PlaybookFull, target: str) -> None:
-        if target in self._busy:
-            return
-        self._busy.add(target)
-        self.book.set_status(inc, Status.HEALING)
-        self._futures.append(self._pool.submit(self._heal, inc, pb, target))
+    def approve(self, incident_id: str, approver: str) -> Incident:
+        """Approve the pending repair of an incident (the approvals API)."""
+        with self._lock:
+            return self.repairs.approve(incident_id, approver, self.clock.now())
 
-    def _heal(self, inc: Incident, pb: PlaybookFull, target: str) -> None:
-        def on_step(result: object, phase: str) -> None:
-            from selfheal_kg.model import StepResult
-
-            assert isinstance(result, StepResult)
-            self.book.add_step(inc, result, phase)
-            self._emit("step", {"incident": inc, "step": result, "phase": phase})
-
-        try:
-            run = self.healer.run(pb.steps, target, on_step, dry_run=self.settings.dry_run)
-        finally:
-            self._busy.discard(target)
-        now = self.clock.now()
-        inc.repaired_at = now
-        if not run.ok:
-            outcome = Outcome(inc.id, False, None, "a repair step failed; rolled back")
-            self.book.close(inc, outcome, now, Status.FAILED)
-            self._emit("outcome", {"incident": inc, "outcome": outcome})
-            return
-        self.book.set_status(inc, Status.VERIFYING)
-
-    def _verify(self, now: float) -> None:
-        playbooks = self.knowledge.playbooks()
-        for inc in self.book.open_incidents():
-            if inc.status is not Status.VERIFYING or inc.decision is None:
-                continue
-            chosen = inc.decision.chosen
-            pb = playbooks.get(chosen.playbook) if chosen else None
-            since = inc.repaired_at or now
-            if pb is None or self.settings.dry_run:
-                outcome = Outcome(inc.id, True, None, "dry run: nothing executed, nothing verified")
-                self.book.close(inc, outcome, now, Status.RESOLVED)
-                self._emit("outcome", {"incident": inc, "outcome": outcome})
-                continue
-            verdict = verify(pb.success, inc.root, since, now, self)
-            if verdict.passed:
-                outcome = Outcome(inc.id, True, now, f"verified: {verdict.detail}")
-                self.book.close(inc, outcome, now, Status.RESOLVED)
-            elif verdict.expired:
-                outcome = Outcome(inc.id, False, None, f"verification failed: {verdict.detail}")
-                self.book.close(inc, outcome, now, Status.FAILED)
+    def heal(self, incident_id: str, *, dry_run: bool) -> Incident:
+        """Decide now (if not yet) and run the repair of an open incident (the heal API)."""
+        with self._lock:
+            inc = self.book.get(incident_id)
+            if inc is None or inc.status not in {Status.OPEN, Status.AWAITING_APPROVAL}:
+                raise NotFound(f"incident {incident_id!r} is not open for healing")
+            now = self.clock.now()
+            if inc.decision is None:
+                self._decide(inc, now, start=False)
+            if inc.decision is not None and inc.decision.chosen is not None:
+                self.repairs.approvals.pop(inc.id, None)
+                self.repairs.heal_now(inc, now, dry_run=dry_run)
             else:
-                continue
-            self._emit("outcome", {"incident": inc, "outcome": outcome})
+                self.repairs.start(inc, now)
+            return inc
 
     # -- live view for verification -----------------------------------------------------
 
@@ -348,9 +364,9 @@ class Pipeline:
 
     # -- helpers ------------------------------------------------------------------------
 
-    def _anomalies(self) -> dict[str, Anomaly]:
+    def _anomalies(self, signals: Iterable[Signal] | None = None) -> dict[str, Anomaly]:
         out: dict[str, Anomaly] = {}
-        for s in self.active.values():
+        for s in self.active.values() if signals is None else signals:
             prev = out.get(s.node)
             ev = (*prev.evidence, s.id) if prev else (s.id,)
             out[s.node] = Anomaly(
@@ -380,14 +396,12 @@ class Pipeline:
             listener(kind, payload)
 
     def wait_idle(self, timeout: float = 30.0) -> None:
-        """Wait for the healing workers started so far (tests, shutdown)."""
-        for f in list(self._futures):
-            f.result(timeout=timeout)
-        self._futures = [f for f in self._futures if not f.done()]
+        """Wait for the repairs started so far (tests, shutdown)."""
+        self.repairs.wait_idle(timeout)
 
     def close(self) -> None:
-        """Stop the workers after the running steps finish."""
-        self._pool.shutdown(wait=True)
+        """Stop the repair workers after the running steps finish."""
+        self.repairs.close()
 
 
 def _near(graph: nx.DiGraph, node: str) -> set[str]:
@@ -402,6 +416,4 @@ def _reaches(graph: nx.DiGraph, src: str, dst: str) -> bool:
 
 
 def _renumber(causes: list[RootCause]) -> list[RootCause]:
-    from dataclasses import replace
-
     return [replace(c, rank=i) for i, c in enumerate(causes, start=1)]

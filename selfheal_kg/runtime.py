@@ -28,15 +28,22 @@ from selfheal_kg.detect.registry import make_detector, make_tracker
 from selfheal_kg.engine.durable import DurableRuleEngine
 from selfheal_kg.engine.rules import load_rules
 from selfheal_kg.engine.to_graph import rule_triples
+from selfheal_kg.errors import FileLoadError
 from selfheal_kg.incident import IncidentBook, Recorder
 from selfheal_kg.kg import records, topology
 from selfheal_kg.kg.loader import KnowledgeLoader
-from selfheal_kg.kg.namespaces import INCIDENTS_GRAPH, SPARQL_PREFIXES
+from selfheal_kg.kg.namespaces import INCIDENTS_GRAPH
 from selfheal_kg.kg.store import KnowledgeStore, open_store
+from selfheal_kg.learn.stats import history_for_decision
+from selfheal_kg.model import Signal
+from selfheal_kg.monitor.alerts import AlertManager
 from selfheal_kg.monitor.intake import Intake
+from selfheal_kg.monitor.probes import Prober, probe_specs_from_graph
 from selfheal_kg.monitor.series import SeriesStore
 from selfheal_kg.monitor.spans import SpanGraph
 from selfheal_kg.pipeline import Knowledge, Pipeline, Settings, TickReport, Topology
+from selfheal_kg.rca.graph import TopologySnapshot
+from selfheal_kg.rca.patterns import load_symptoms
 
 Triple = tuple[Node, Node, Node]
 
@@ -79,13 +86,18 @@ class Runtime:
         self.executors = dict(executors) if executors is not None else build_executors(config)
         self._write_lock = threading.Lock()
         self.book = IncidentBook(Recorder(self._add_incident_triples, self._set_status))
+        self.alerts = AlertManager(self.clock, self._graph)
+        self.prober = Prober(self.clock, probe_specs_from_graph(self.store))
+        self._patterns = load_symptoms(self.store)
         self.pipeline = Pipeline(
             clock=self.clock,
             series=self.series,
             detector=make_detector(),
             tracker=make_tracker(),
             engine=self.engine,
-            knowledge=Knowledge(self._topology, self._playbooks, self._history),
+            knowledge=Knowledge(
+                self._topology, self._playbooks, self._history, lambda: self._patterns
+            ),
             book=self.book,
             healer=Healer(self.executors, self.clock),
             settings=Settings(
@@ -93,9 +105,13 @@ class Runtime:
                 stale_after=config.stale_after_seconds,
                 dry_run=config.dry_run,
             ),
+            alerts=self.alerts,
         )
         self.ticks = 0
         self.last_error: str | None = None
+        self.last_reload: dict[str, Any] = {"ok": True, "at": self.clock.now(), "error": None}
+        self._reload_lock = threading.Lock()
+        self._mtimes = self._scan()
 
     # -- knowledge providers ------------------------------------------------------------
 
@@ -110,22 +126,15 @@ class Runtime:
                 kinds.setdefault(e.callee, KIND_CLASS.get(e.callee_kind, "Service"))
         return edges, kinds
 
+    def _graph(self) -> Any:
+        edges, kinds = self._topology()
+        return TopologySnapshot.from_edges(edges, kinds).graph
+
     def _playbooks(self) -> Mapping[str, Playbook]:
         return self.playbooks
 
     def _history(self) -> Mapping[tuple[str, str], History]:
-        q = SPARQL_PREFIXES + """
-SELECT ?pb ?pattern (SUM(IF(?ok, 1, 0)) AS ?ok_n) (SUM(IF(?ok, 0, 1)) AS ?fail_n) WHERE {
-  ?inc shk:hasDecision/shk:chosePlaybook ?pbi ; shk:hasOutcome/shk:succeeded ?ok ;
-       shk:matchesPattern ?pi .
-  BIND(STRAFTER(STR(?pbi), "/playbook/") AS ?pb)
-  BIND(STRAFTER(STR(?pi), "/pattern/") AS ?pattern)
-} GROUP BY ?pb ?pattern"""
-        out: dict[tuple[str, str], History] = {}
-        for row in self.store.query(q).dicts():  # type: ignore[union-attr]
-            key = (str(row["pb"]), str(row["pattern"]))
-            out[key] = History(int(row["ok_n"] or 0), int(row["fail_n"] or 0))  # type: ignore[arg-type]
-        return out
+        return history_for_decision(self.store)
 
     # -- incident writes ----------------------------------------------------------------
 
@@ -143,7 +152,73 @@ SELECT ?pb ?pattern (SUM(IF(?ok, 1, 0)) AS ?ok_n) (SUM(IF(?ok, 0, 1)) AS ?fail_n
         """Run the pipeline once; errors are kept for /healthz and never stop the loop."""
         self.ticks += 1
         self._sync_discovered()
+        if self.ticks % 5 == 0 and self._scan() != self._mtimes:
+            self._reload_quietly()
         return self.pipeline.tick()
+
+    def external_signals(self, signals: list[Signal]) -> None:
+        """Hand signals from outside the detectors (Alertmanager) to the next tick."""
+        self.pipeline.submit(signals=signals)
+
+    def probe(self) -> None:
+        """Run the due health probes (blocking) and hand their transitions to the next tick."""
+        changes = self.prober.run_due()
+        if changes:
+            self.pipeline.submit(health=changes)
+
+    # -- hot reload ---------------------------------------------------------------------
+
+    def _authored(self) -> list[Path]:
+        files = [*self.config.topology_files]
+        for d in (self.config.rules_dir, self.config.playbooks_dir, self.config.ontology_dir):
+            files += sorted(p for p in d.glob("*") if p.suffix in {".yaml", ".yml", ".ttl"})
+        return files
+
+    def _scan(self) -> dict[str, float]:
+        out = {}
+        for f in self._authored():
+            with contextlib.suppress(OSError):
+                out[str(f)] = f.stat().st_mtime
+        return out
+
+    def reload(self) -> dict[str, Any]:
+        """Re-read rules, playbooks, patterns and topology; swap only if every file is valid.
+
+        Raises:
+            FileLoadError: a file was refused; everything in force stays in force.
+        """
+        with self._reload_lock:
+            mtimes = self._scan()
+            ruleset = load_rules(self.config.rules_dir)
+            playbooks = load_playbooks(self.config.playbooks_dir)
+            problems = self.loader.validate_paths(
+                [*self.config.topology_files, self.config.playbooks_dir, self.config.rules_dir]
+            )
+            if problems:
+                raise FileLoadError("reload", "; ".join(problems))
+            self.engine.load(ruleset)
+            self.loader.load_all(
+                self.config.topology_files,
+                self.config.playbooks_dir,
+                rules_triples=rule_triples(ruleset),
+            )
+            self.ruleset, self.playbooks = ruleset, playbooks
+            self._patterns = load_symptoms(self.store)
+            self._mtimes = mtimes
+            self.last_reload = {"ok": True, "at": self.clock.now(), "error": None}
+            return {
+                "rules": len(ruleset.rules),
+                "playbooks": len(playbooks),
+                "patterns": len(self._patterns),
+                "topology_files": [str(p) for p in self.config.topology_files],
+            }
+
+    def _reload_quietly(self) -> None:
+        try:
+            self.reload()
+        except FileLoadError as exc:
+            self._mtimes = self._scan()  # do not retry the same broken files every tick
+            self.last_reload = {"ok": False, "at": self.clock.now(), "error": str(exc)}
 
     def _sync_discovered(self) -> None:
         if self.ticks % 5:
@@ -168,8 +243,11 @@ SELECT ?pb ?pattern (SUM(IF(?ok, 1, 0)) AS ?ok_n) (SUM(IF(?ok, 0, 1)) AS ?fail_n
             try:
                 await anyio.to_thread.run_sync(self.tick)
                 self.last_error = None
-            except Exception as exc:  # noqa: BLE001 -- one bad tick must not stop healing
+            except Exception as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
+            if self.prober.specs:
+                with contextlib.suppress(Exception):
+                    await anyio.to_thread.run_sync(self.probe)
             await asyncio.sleep(self.config.tick_seconds)
 
     def stats(self) -> dict[str, Any]:
@@ -180,10 +258,12 @@ SELECT ?pb ?pattern (SUM(IF(?ok, 1, 0)) AS ?ok_n) (SUM(IF(?ok, 0, 1)) AS ?fail_n
             "open_incidents": len(self.book.open_incidents()),
             "active_signals": len(self.pipeline.active),
             "last_error": self.last_error,
+            "last_reload": self.last_reload,
+            "alerts": len(self.alerts.alerts()),
         }
 
     def on_event(self, listener: Callable[[str, dict[str, object]], None]) -> None:
-        """Subscribe to pipeline events (signal, diagnosis, incident, rca, decision, step, outcome)."""
+        """Subscribe to pipeline events (signal, diagnosis, rca, decision, step, outcome ...)."""
         self.pipeline.listeners.append(listener)
 
 

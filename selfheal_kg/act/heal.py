@@ -62,6 +62,17 @@ class Healer:
                 return RunResult(ok=False, steps=tuple(done), rolled_back=tuple(rolled))
         return RunResult(ok=True, steps=tuple(done), rolled_back=())
 
+    def run_rollback(
+        self, steps: Sequence[StepLike], target: str, on_step: OnStep
+    ) -> list[StepResult]:
+        """Run a playbook's declared rollback steps (after a repair that did not verify)."""
+        out = []
+        for i, st in enumerate(steps, start=1):
+            result = self._one(i, st, target, dry_run=False)
+            on_step(result, "rollback")
+            out.append(result)
+        return out
+
     def rollback(
         self, done: Sequence[StepResult], target: str, on_step: OnStep
     ) -> list[StepResult]:

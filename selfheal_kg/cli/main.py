@@ -15,6 +15,7 @@ COMMANDS: dict[str, str] = {
     "detect": "selfheal_kg.cli.detect",
     "rca": "selfheal_kg.cli.rca",
     "test-rules": "selfheal_kg.cli.test_rules",
+    "report": "selfheal_kg.cli.report",
     "demo": "selfheal_kg.cli.demo",
 }
 

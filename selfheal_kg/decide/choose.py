@@ -6,7 +6,7 @@ For each playbook the knowledge graph links to the diagnosed pattern:
   (low → Beta(9, 1), medium → Beta(7, 3), high → Beta(5, 5)) and is updated with the recorded
   successes and failures of this playbook for this pattern;
 * ``blast_radius`` — how many nodes depend on the target, transitively (callers of callers);
-* ``utility = p_success − 0.1 · cost − 0.05 · blast_radius · risk_weight``.
+* ``utility = p_success - 0.1 * cost - 0.05 * blast_radius * risk_weight``.
 
 Playbooks whose target types exclude the target are kept in the record as not applicable, so
 the explanation shows every candidate. Risk ``high`` or ``requires_approval`` needs approval.
@@ -22,7 +22,11 @@ import networkx as nx
 
 from selfheal_kg.model import Candidate, Decision
 
-PRIORS: dict[str, tuple[float, float]] = {"low": (9.0, 1.0), "medium": (7.0, 3.0), "high": (5.0, 5.0)}
+PRIORS: dict[str, tuple[float, float]] = {
+    "low": (9.0, 1.0),
+    "medium": (7.0, 3.0),
+    "high": (5.0, 5.0),
+}
 RISK_WEIGHT: dict[str, float] = {"low": 0.2, "medium": 0.6, "high": 1.0}
 COST_WEIGHT = 0.1
 BLAST_WEIGHT = 0.05

@@ -85,47 +85,61 @@ class Narrator:
                 self.console.print(f"{stamp} {line}")
 
     def _describe(self, kind: str, p: dict[str, object], run: FaultRun | None) -> str | None:
-        now = time.time()
-        if kind == "signal" and isinstance(s := p["signal"], Signal):
-            if run and run.detected_at is None:
-                run.detected_at = now
-            return (
-                f"[yellow]signal[/]  {s.node} {s.metric} {s.direction} "
-                f"score {s.score:.2f} ({s.detector}: {s.value:.3g} vs {s.baseline:.3g})"
-            )
-        if kind == "health" and isinstance(h := p["change"], HealthChange):
-            if run and h.status == "down" and run.detected_at is None:
-                run.detected_at = now
-            color = "red" if h.status == "down" else "green"
-            return f"[{color}]health[/]  {h.node} is {h.status}"
-        if kind == "diagnosis" and isinstance(d := p["diagnosis"], Diagnosis):
-            if run and run.diagnosed_at is None:
-                run.diagnosed_at = now
-            return f"[magenta]diagnosis[/] {d.pattern} at {d.node} (rule {d.rule})"
-        if kind == "rca" and isinstance(inc := p["incident"], Incident):
-            causes = p["causes"]
-            assert isinstance(causes, list)
-            if run:
-                run.incident = inc.id
-                run.root = causes[0].node if causes else None
-            return "[cyan]root cause[/] " + "; ".join(_cause(c) for c in causes[:3])
-        if kind == "decision" and isinstance(dec := p["decision"], Decision):
-            if run and dec.chosen:
-                run.playbook = dec.chosen.playbook
-            return f"[blue]decision[/] {dec.why}"
-        if kind == "step" and isinstance(st := p["step"], StepResult):
-            if run and p.get("phase") == "rollback":
-                run.rolled_back = True
-            ok = "[green]ok[/]" if st.ok else "[red]failed[/]"
-            return f"[blue]{p.get('phase')}[/] {st.action} {st.target}: {ok} {st.detail}"
-        if kind == "outcome" and isinstance(o := p["outcome"], Outcome):
-            if run:
-                run.outcome = o
-                run.healed_at = o.verified_at
-                run.done.set()
-            color = "green" if o.success else "red"
-            return f"[{color}]outcome[/] {o.reason}"
-        return None
+        handler = getattr(self, f"_on_{kind}", None)
+        return None if handler is None else str(handler(p, run or FaultRun("", "", "", 0.0)))
+
+    def _on_signal(self, p: dict[str, object], run: FaultRun) -> str:
+        s = p["signal"]
+        assert isinstance(s, Signal)
+        run.detected_at = run.detected_at or time.time()
+        return (
+            f"[yellow]signal[/]  {s.node} {s.metric} {s.direction} "
+            f"score {s.score:.2f} ({s.detector}: {s.value:.3g} vs {s.baseline:.3g})"
+        )
+
+    def _on_health(self, p: dict[str, object], run: FaultRun) -> str:
+        h = p["change"]
+        assert isinstance(h, HealthChange)
+        if h.status == "down":
+            run.detected_at = run.detected_at or time.time()
+        color = "red" if h.status == "down" else "green"
+        return f"[{color}]health[/]  {h.node} is {h.status} ({h.source})"
+
+    def _on_diagnosis(self, p: dict[str, object], run: FaultRun) -> str:
+        d = p["diagnosis"]
+        assert isinstance(d, Diagnosis)
+        run.diagnosed_at = run.diagnosed_at or time.time()
+        return f"[magenta]diagnosis[/] {d.pattern} at {d.node} (rule {d.rule})"
+
+    def _on_rca(self, p: dict[str, object], run: FaultRun) -> str:
+        inc, causes = p["incident"], p["causes"]
+        assert isinstance(inc, Incident) and isinstance(causes, list)
+        run.incident = inc.id
+        run.root = causes[0].node if causes else None
+        return "[cyan]root cause[/] " + "; ".join(_cause(c) for c in causes[:3])
+
+    def _on_decision(self, p: dict[str, object], run: FaultRun) -> str:
+        dec = p["decision"]
+        assert isinstance(dec, Decision)
+        if dec.chosen:
+            run.playbook = dec.chosen.playbook
+        return f"[blue]decision[/] {dec.why}"
+
+    def _on_step(self, p: dict[str, object], run: FaultRun) -> str:
+        st = p["step"]
+        assert isinstance(st, StepResult)
+        run.rolled_back = run.rolled_back or p.get("phase") == "rollback"
+        ok = "[green]ok[/]" if st.ok else "[red]failed[/]"
+        return f"[blue]{p.get('phase')}[/] {st.action} {st.target}: {ok} {st.detail}"
+
+    def _on_outcome(self, p: dict[str, object], run: FaultRun) -> str:
+        o = p["outcome"]
+        assert isinstance(o, Outcome)
+        run.outcome = o
+        run.healed_at = o.verified_at
+        run.done.set()
+        color = "green" if o.success else "red"
+        return f"[{color}]outcome[/] {o.reason}"
 
 
 def _cause(c: object) -> str:
@@ -170,8 +184,9 @@ def run_show(
             runs.append(_one_fault(name, shop, narrator, console, fault_timeout))
         _summary(console, runs, runtime)
     finally:
-        shop.stop()
+        # selfheal goes first: a shop shutting down is not an incident to heal
         server.stop()
+        shop.stop()
     return runs
 
 

@@ -59,7 +59,7 @@ class SignalTracker:
         """Return whether ``series`` has an open signal."""
         return series in self._open
 
-    def update(  # noqa: PLR0917 -- the positional order is the pipeline's documented API
+    def update(  # the positional order is the pipeline's documented API
         self,
         t: float,
         series: Sequence[str],

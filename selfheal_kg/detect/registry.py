@@ -15,7 +15,7 @@ from selfheal_kg.detect.threshold import Threshold
 from selfheal_kg.detect.trend import Trend
 from selfheal_kg.errors import ConfigError
 
-DEFAULT_DETECTOR = "ensemble"
+DEFAULT_DETECTOR = "robust_z"
 
 DETECTORS: dict[str, Callable[[], Detector]] = {
     "robust_z": RobustZ,

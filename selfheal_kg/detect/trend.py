@@ -3,8 +3,8 @@
 Per series with a capacity, the last ``window`` values (a ring) give a robust slope: the
 median of the ``window/2`` slopes between points half a window apart (a Theil-Sen estimator
 restricted to those pairs, O(window) instead of O(window²)). The slope counts only when it is
-significant: above ``sig`` times its standard error (1.4826 · MAD of the pair slopes /
-sqrt(window/2)). The level is the fitted line at the newest point::
+significant: above ``sig`` (4) times its standard error (1.2533 · 1.4826 · MAD of the
+pair slopes / sqrt(window/2)). The level is the fitted line at the newest point::
 
     tte   = (capacity - level) / slope   (seconds; inf when not rising significantly,
                                           0 once the level is at or above capacity)
@@ -34,6 +34,7 @@ from selfheal_kg.detect.ring import Rings
 from selfheal_kg.detect.robust_z import MAD_TO_SIGMA
 
 RATIO_SUFFIXES = ("utilization", "usage_ratio")
+MEDIAN_SE = 1.2533
 
 
 def ratio_capacity(series: str) -> float | None:
@@ -58,14 +59,14 @@ class Trend:
 
     def __init__(
         self,
-        window: int = 24,
+        window: int = 60,
         capacity: Callable[[str], float | None] = ratio_capacity,
         horizon: float = 3600.0,
         far: float = 6 * 3600.0,
         *,
         step: float | None = None,
-        sig: float = 3.0,
-        min_points: int = 16,
+        sig: float = 4.0,
+        min_points: int = 32,
     ) -> None:
         if not 0 < horizon < far:
             raise ValueError("need 0 < horizon < far")
@@ -134,7 +135,8 @@ class Trend:
         slope = np.nanmedian(pair, axis=1)
         spread = np.nanmedian(np.abs(pair - slope[:, None]), axis=1)
         pairs = np.maximum(np.sum(~np.isnan(pair), axis=1), 1)
-        stderr = MAD_TO_SIGMA * spread / np.sqrt(pairs)
+        # the median of n slopes has 1.2533 times the standard error of their mean
+        stderr = MEDIAN_SE * MAD_TO_SIGMA * spread / np.sqrt(pairs)
         level = np.nanmedian(x - slope[:, None] * np.arange(w)[None, :], axis=1) + slope * (w - 1)
         cap = self._cap[rows]
         rising = slope > np.maximum(self.sig * stderr, 0.0) + 1e-12

@@ -221,3 +221,19 @@ def outcome(value: Outcome, at: float, timings: Mapping[str, float]) -> list[Tri
     for name, seconds in timings.items():
         out.append((o, SHK[name], dec(seconds)))
     return out
+
+
+def approval(incident_id: str, approver: str, at: float) -> list[Triple]:
+    """Record a human approval of the incident's repair (a prov:Activity by a prov:Agent)."""
+    inc = incident_iri(incident_id)
+    a = node_iri("approval", incident_id)
+    who = node_iri("agent", approver)
+    return [
+        (inc, SHK.hasApproval, a),
+        (a, RDF.type, SHK.Approval),
+        (a, RDF.type, PROV.Activity),
+        (a, PROV.wasAssociatedWith, who),
+        (who, RDF.type, PROV.Agent),
+        (who, RDFS.label, Literal(approver)),
+        (a, PROV.endedAtTime, ts(at)),
+    ]

@@ -90,7 +90,8 @@ WHERE {{ <{inc}> shk:hasSignal ?s . ?s shk:metric ?metric ; shk:detector ?detect
     out["decision"] = _select(
         store,
         f"""SELECT ?why ?playbook ?needsApproval WHERE {{ <{inc}> shk:hasDecision ?d .
-  ?d shk:why ?why ; shk:needsApproval ?needsApproval . OPTIONAL {{ ?d shk:chosePlaybook ?playbook }} }}""",
+  ?d shk:why ?why ; shk:needsApproval ?needsApproval .
+  OPTIONAL {{ ?d shk:chosePlaybook ?playbook }} }}""",
     )
     out["candidates"] = _select(
         store,

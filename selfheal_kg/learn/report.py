@@ -7,8 +7,8 @@ Figures per pattern, playbook, service and period, computed from the incidents g
 * ``success_rate`` — share of playbook trials that worked and did not recur;
 * ``false_positive_rate`` — share of incidents that were noise: status ``false-positive``, or
   closed without any action (not escalated to a human, not resolved by one);
-* ``recurrence_rate`` — share of resolutions followed by a new incident on the same node and
-  pattern within the recurrence window;
+* ``recurrence_rate`` — share of successful playbook trials followed by a new incident on the
+  same node and pattern within the recurrence window;
 * ``actions_per_incident`` — executed steps (repair and rollback) per incident.
 
 Suggestions: playbooks whose success is falling (the last N trials against the earlier ones),
@@ -30,7 +30,6 @@ from selfheal_kg.learn.stats import (
     RECURRENCE_WINDOW,
     IncidentRow,
     incident_rows,
-    is_resolution,
     local_name,
     select,
 )
@@ -75,7 +74,7 @@ def _share(hits: int, total: int) -> float | None:
 def figures(rows: Sequence[IncidentRow]) -> Figures:
     """Return the figures of ``rows``."""
     tried = [r for r in rows if r.tried]
-    resolved = [r for r in rows if is_resolution(r)]
+    resolved = [r for r in tried if r.success]
     return Figures(
         incidents=len(rows),
         mttd=_mean(r.timings["timeToDetect"] for r in rows if "timeToDetect" in r.timings),

@@ -116,11 +116,6 @@ def is_error(attrs: Mapping[str, AttrValue]) -> bool:
     return status is None or str(error_type) != str(status)
 
 
-def time_scale(unit: str) -> float | None:
-    """Return the factor from ``unit`` to seconds, or ``None`` when it is no time unit."""
-    return _TIME_UNITS.get(unit.strip())
-
-
 def to_base_unit(unit: str) -> float:
     """Return the factor that brings values of ``unit`` to base units (time → seconds)."""
     return _TIME_UNITS.get(unit.strip(), 1.0)

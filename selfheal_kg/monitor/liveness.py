@@ -19,6 +19,7 @@ class HealthChange:
     status: str
     at: float
     since: float
+    source: str = "telemetry"
 
 
 class Liveness:

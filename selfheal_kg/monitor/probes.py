@@ -129,13 +129,13 @@ class Prober:
             st.oks, st.fails = st.oks + 1, 0
             if st.down and st.oks >= spec.success_threshold:
                 st.down = False
-                return HealthChange(spec.node, "up", at, st.streak_start)
+                return HealthChange(spec.node, "up", at, st.streak_start, source="probe")
             return None
         st.streak_start = at if st.fails == 0 else st.streak_start
         st.fails, st.oks = st.fails + 1, 0
         if not st.down and st.fails >= spec.failure_threshold:
             st.down = True
-            return HealthChange(spec.node, "down", at, st.streak_start)
+            return HealthChange(spec.node, "down", at, st.streak_start, source="probe")
         return None
 
     def run_due(self) -> list[HealthChange]:

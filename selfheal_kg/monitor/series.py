@@ -22,15 +22,13 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.metrics.v1.metrics_pb2 import (
     AGGREGATION_TEMPORALITY_CUMULATIVE,
     AGGREGATION_TEMPORALITY_DELTA,
-    ExponentialHistogramDataPoint,
-    HistogramDataPoint,
     Metric,
     NumberDataPoint,
-    SummaryDataPoint,
 )
 
 from selfheal_kg.clock import Clock
 from selfheal_kg.model import DerivedPoint
+from selfheal_kg.monitor import points
 from selfheal_kg.monitor.attributes import (
     AttrKey,
     attribute_key,
@@ -40,14 +38,12 @@ from selfheal_kg.monitor.attributes import (
     to_base_unit,
 )
 from selfheal_kg.monitor.derive import OLD_MS_METRICS, Derivation, histogram_names
-from selfheal_kg.monitor.histograms import Buckets, ExpBuckets, Floats
 from selfheal_kg.monitor.ring import Ring
 from selfheal_kg.monitor.streams import HistogramPoint, Stream, interval_of
 
 _NO_RECORDED_VALUE: Final = 1  # DataPointFlags.FLAG_NO_RECORDED_VALUE_MASK
 _MAX_REASONS: Final = 5
 _SWEEP_EVERY: Final = 10.0
-_MAX_BOUND_SETS: Final = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +119,7 @@ class SeriesStore:
         self._series: dict[str, Ring] = {}
         self._pending: deque[DerivedPoint] = deque(maxlen=max_pending)
         self._last_seen: dict[str, float] = {}
-        self._bounds_cache: dict[tuple[float, ...], Floats | str] = {}
+        self._bounds = points.BoundsCache()
         self._last_sweep = -math.inf
         self.refused_streams = 0
         self.dropped_points = 0
@@ -211,19 +207,6 @@ class SeriesStore:
         if len(self._pending) == self._pending.maxlen:
             self.dropped_points += 1
         self._pending.append(point)
-
-    def _bounds(self, bounds: tuple[float, ...]) -> Floats | str:
-        """Return histogram bounds as one shared array, or why they are invalid."""
-        found = self._bounds_cache.get(bounds)
-        if found is None:
-            if len(self._bounds_cache) >= _MAX_BOUND_SETS:
-                self._bounds_cache.clear()
-            array = np.array(bounds, dtype=np.float64)
-            array.flags.writeable = False
-            valid = bool(np.all(np.isfinite(array)) and np.all(np.diff(array) > 0))
-            found = array if valid else "explicit_bounds are not finite and strictly increasing"
-            self._bounds_cache[bounds] = found
-        return found
 
     def _forget(self, key: Hashable) -> None:
         self._streams.pop(key, None)
@@ -338,38 +321,31 @@ class _Walker:
 
     def histogram(self) -> None:
         data = self.metric.histogram
+        bounds = self.store._bounds.get
         for dp in data.data_points:
-            point = self._explicit(dp)
-            if point is not None:
-                self._histogram_point(dp, point, data.aggregation_temporality)
+            point = points.explicit(dp, bounds(tuple(dp.explicit_bounds)))
+            self._histogram_point(dp, point, data.aggregation_temporality)
 
     def exponential_histogram(self) -> None:
         data = self.metric.exponential_histogram
         for dp in data.data_points:
-            point = self._exponential(dp)
-            if point is not None:
-                self._histogram_point(dp, point, data.aggregation_temporality)
+            self._histogram_point(dp, points.exponential(dp), data.aggregation_temporality)
 
     def summary(self) -> None:
         for dp in self.metric.summary.data_points:
-            point = self._summary(dp)
-            if point is not None:
-                self._histogram_point(dp, point, AGGREGATION_TEMPORALITY_CUMULATIVE)
+            self._histogram_point(dp, points.summary(dp), AGGREGATION_TEMPORALITY_CUMULATIVE)
 
     def _number_point(self, dp: NumberDataPoint, tag: Hashable) -> tuple[Stream, float] | None:
         """Validate a number point; return its stream and value in base units, if new."""
-        which = dp.WhichOneof("value")
-        value = float(dp.as_double if which == "as_double" else dp.as_int)
-        reason = _time_problem(dp.start_time_unix_nano, dp.time_unix_nano)
-        if which is None:
-            reason = "point without a value"
-        elif not math.isfinite(value):
-            reason = f"value {value} is not finite"
+        value = points.number(dp)
+        reason = value if isinstance(value, str) else None
         stream = self._checked(dp, tag, reason, attribute_key(dp.attributes))
-        return None if stream is None else (stream, value * self.scale)
+        if stream is None or isinstance(value, str):
+            return None
+        return stream, value * self.scale
 
     def _checked(
-        self, dp: _AnyPoint, tag: Hashable, reason: str | None, attrs: AttrKey
+        self, dp: points.AnyPoint, tag: Hashable, reason: str | None, attrs: AttrKey
     ) -> Stream | None:
         """Count the point; return its stream when it is valid, recorded and newer than the last."""
         if reason is not None:
@@ -393,13 +369,15 @@ class _Walker:
             return None
         return stream
 
-    def _histogram_point(self, dp: _AnyPoint, point: HistogramPoint, temporality: int) -> None:
+    def _histogram_point(
+        self, dp: points.AnyPoint, point: HistogramPoint | str, temporality: int
+    ) -> None:
+        reason = point if isinstance(point, str) else None
         if temporality not in (AGGREGATION_TEMPORALITY_CUMULATIVE, AGGREGATION_TEMPORALITY_DELTA):
-            self.export.reject(self.metric.name, "aggregation temporality unspecified")
-            return
+            reason = "aggregation temporality unspecified"
         attrs = attribute_key(dp.attributes)
-        stream = self._checked(dp, ("histogram", temporality), None, attrs)
-        if stream is None:
+        stream = self._checked(dp, ("histogram", temporality), reason, attrs)
+        if stream is None or isinstance(point, str):
             return
         if temporality == AGGREGATION_TEMPORALITY_CUMULATIVE:
             interval = stream.histogram(point, self.origin.since)
@@ -419,78 +397,6 @@ class _Walker:
             scale=self.scale,
             failed=failed,
         )
-
-    def _explicit(self, dp: HistogramDataPoint) -> HistogramPoint | None:
-        counts = tuple(dp.bucket_counts)
-        reason = _time_problem(dp.start_time_unix_nano, dp.time_unix_nano)
-        bounds = self.store._bounds(tuple(dp.explicit_bounds))
-        if isinstance(bounds, str):
-            reason = bounds
-        elif not counts and bounds.size == 0:
-            counts = (dp.count,)
-        elif len(counts) != bounds.size + 1:
-            reason = (
-                f"{len(counts)} bucket_counts for {bounds.size} explicit_bounds "
-                f"(expected {bounds.size + 1})"
-            )
-        elif sum(counts) != dp.count:
-            reason = f"count {dp.count} is not the sum of bucket_counts ({sum(counts)})"
-        total = self._sum(dp)
-        if total is not None and not math.isfinite(total):
-            reason = f"sum {total} is not finite"
-        if reason is not None or isinstance(bounds, str):
-            self.export.reject(self.metric.name, reason or "")
-            return None
-        buckets = Buckets(bounds, np.array(counts, dtype=np.float64))
-        return HistogramPoint(
-            dp.start_time_unix_nano, dp.time_unix_nano, float(dp.count), total, buckets
-        )
-
-    def _exponential(self, dp: ExponentialHistogramDataPoint) -> HistogramPoint | None:
-        positive = np.array(dp.positive.bucket_counts, dtype=np.float64)
-        low = float(dp.zero_count) + float(sum(dp.negative.bucket_counts))
-        reason = _time_problem(dp.start_time_unix_nano, dp.time_unix_nano)
-        if not -10 <= dp.scale <= 20:
-            reason = f"scale {dp.scale} is outside [-10, 20]"
-        elif positive.sum() + low != dp.count:
-            reason = f"count {dp.count} is not the sum of the buckets ({int(positive.sum() + low)})"
-        total = self._sum(dp)
-        if total is not None and not math.isfinite(total):
-            reason = f"sum {total} is not finite"
-        if reason is not None:
-            self.export.reject(self.metric.name, reason)
-            return None
-        exp = ExpBuckets(dp.scale, dp.positive.offset, positive)
-        return HistogramPoint(
-            dp.start_time_unix_nano, dp.time_unix_nano, float(dp.count), total, None, exp, low
-        )
-
-    def _summary(self, dp: SummaryDataPoint) -> HistogramPoint | None:
-        reason = _time_problem(dp.start_time_unix_nano, dp.time_unix_nano)
-        if not math.isfinite(dp.sum):
-            reason = f"sum {dp.sum} is not finite"
-        if reason is not None:
-            self.export.reject(self.metric.name, reason)
-            return None
-        buckets = Buckets(np.empty(0), np.array([float(dp.count)]))
-        return HistogramPoint(
-            dp.start_time_unix_nano, dp.time_unix_nano, float(dp.count), dp.sum, buckets
-        )
-
-    @staticmethod
-    def _sum(dp: HistogramDataPoint | ExponentialHistogramDataPoint) -> float | None:
-        return dp.sum if dp.HasField("sum") else None
-
-
-_AnyPoint = NumberDataPoint | HistogramDataPoint | ExponentialHistogramDataPoint | SummaryDataPoint
-
-
-def _time_problem(start: int, t: int) -> str | None:
-    if t == 0:
-        return "time_unix_nano is missing"
-    if start > t:
-        return "start_time_unix_nano is after time_unix_nano"
-    return None
 
 
 def _s(nanos: int) -> float:

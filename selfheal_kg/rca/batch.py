@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 from urllib.parse import unquote
 
 import numpy as np
@@ -22,16 +23,19 @@ from rdflib import Graph, URIRef
 from rdflib.namespace import RDF, RDFS
 
 from selfheal_kg.detect.batch import parse_time
-from selfheal_kg.detect.robust_z import robust_scale, z_to_score
+from selfheal_kg.detect.robust_z import robust_scale
 from selfheal_kg.errors import FileLoadError, TurtleSyntaxError
 from selfheal_kg.kg.namespaces import SHK
 from selfheal_kg.rca.graph import TopologySnapshot
 from selfheal_kg.rca.rank import Anomaly
 
-Z_LOW, Z_FULL = 3.0, 6.0
+Z_LOW = 3.0
+#: A deviation RATIO_DECADES orders of magnitude beyond the normal range scores 1.
+RATIO_DECADES = 2.0
 REL_FLOOR, ABS_FLOOR = 0.01, 1e-9
 
 Rows = list[tuple[float, str, str, float]]
+Sense = Literal["up", "down", "both"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,26 +151,61 @@ def split_baseline(rows: Rows, at: float | None) -> tuple[Rows, Rows]:
     return [r for r in rows if r[0] < at], [r for r in rows if r[0] >= at]
 
 
+def metric_direction(metric: str) -> Sense:
+    """Return which way ``metric`` goes wrong: latency/errors up, availability down, else both."""
+    name = metric.lower()
+    if any(w in name for w in ("availability", "success", "apdex")):
+        return "down"
+    if any(w in name for w in ("latency", "duration", "error", "fault", "p9", "time")):
+        return "up"
+    return "both"
+
+
 def deviations(baseline: Rows, incident: Rows) -> list[MetricDeviation]:
-    """Compare each (node, metric) of the incident with its baseline."""
+    """Compare each (node, metric) of the incident with its baseline's normal range.
+
+    Per metric: the baseline's median ``med`` and scale ``1.4826 MAD`` (floored), and its
+    own largest deviation from ``med`` in the metric's bad direction (the noise floor: what
+    normal operation already reached). The incident's worst point in that direction deviates
+    by ``dev``; the metric counts only when ``dev`` exceeds ``max(noise floor, Z_LOW scale)``
+    and its score is ``log10(dev / that) / RATIO_DECADES`` capped at 1 (0 at the edge of the
+    normal range, 1 at a hundred times it): a log scale keeps large deviations apart.
+    ``z`` is ``dev / scale``, signed by the direction.
+    """
     base = _group(baseline)
     out = []
     for key, points in _group(incident).items():
         ref = base.get(key)
-        if ref is None or len(ref) < 2:
+        if not ref:
             continue
-        ref_v = np.array([v for _, v in ref])
-        med = np.median(ref_v)
-        scale = robust_scale(
-            np.array([med]), np.array([np.median(np.abs(ref_v - med))]), REL_FLOOR, ABS_FLOOR
-        )[0]
-        z = np.array([(v - med) / scale for _, v in points])
-        worst = int(np.argmax(np.abs(z)))
-        above = np.flatnonzero(np.abs(z) > Z_LOW)
-        onset = points[int(above[0])][0] if above.size else points[worst][0]
-        score = float(z_to_score(z[worst : worst + 1], Z_LOW, Z_FULL)[0])
-        out.append(MetricDeviation(key[0], key[1], float(z[worst]), score, onset))
+        dev = _deviation(np.array([v for _, v in ref]), points, metric_direction(key[1]))
+        if dev is not None:
+            out.append(MetricDeviation(key[0], key[1], *dev))
     return out
+
+
+def _deviation(
+    ref: np.ndarray, points: list[tuple[float, float]], sense: Sense
+) -> tuple[float, float, float] | None:
+    """Return (z, score, onset) of one metric, or None when it stays in its normal range."""
+    med = float(np.median(ref))
+    scale = float(robust_scale(
+        np.array([med]), np.array([np.median(np.abs(ref - med))]), REL_FLOOR, ABS_FLOOR
+    )[0])
+    vals = np.array([v for _, v in points])
+    signs = {"up": (1.0,), "down": (-1.0,), "both": (1.0, -1.0)}[sense]
+    best: tuple[float, float, float] | None = None
+    for sign in signs:
+        excess = sign * (vals - med)
+        floor = max(float(np.max(sign * (ref - med))), Z_LOW * scale)
+        worst = int(np.argmax(excess))
+        if excess[worst] <= floor:
+            continue
+        score = min(1.0, math.log10(float(excess[worst]) / floor) / RATIO_DECADES)
+        onset = points[int(np.flatnonzero(excess > floor)[0])][0]
+        if best is None or score > best[1]:
+            best = (sign * float(excess[worst]) / scale, score, onset)
+    return best
 
 
 def _group(rows: Rows) -> dict[tuple[str, str], list[tuple[float, float]]]:

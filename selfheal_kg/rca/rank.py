@@ -5,7 +5,10 @@ target is given) plus *inferred* nodes: a node without metrics of its own whose 
 all anomalous (a database seen only through its clients). Each candidate gets four
 components in [0, 1], combined as::
 
-    score = (0.60 graph + 0.15 onset + 0.25 evidence + 0.25 hint) / (1.25 if hints else 1.0)
+    score = (0.40 graph + 0.10 onset + 0.50 evidence + 0.25 hint) / (1.25 if hints else 1.0)
+
+(The weights were 0.60/0.15/0.25; on PetShop, where many leaves are noisy, the walk alone
+put noisy leaves first, so the node's own anomaly strength now weighs half.)
 
 graph     personalized random walk on the candidate subgraph, from symptoms toward their
           dependencies (caller → callee). From node v with anomalous callees the walker goes
@@ -33,7 +36,7 @@ from selfheal_kg.rca.graph import TopologySnapshot
 
 ALPHA = 0.85
 BETA = 0.15
-WEIGHTS = {"graph": 0.60, "onset": 0.15, "evidence": 0.25}
+WEIGHTS = {"graph": 0.40, "onset": 0.10, "evidence": 0.50}
 HINT_WEIGHT = 0.25
 INFERRED = "inferred"
 

@@ -130,7 +130,7 @@ def test_malformed_file_is_a_clear_error(files: dict[str, Path]) -> None:
 def test_unknown_target_and_format(files: dict[str, Path], tmp_path: Path) -> None:
     with pytest.raises(ActionError, match="no configuration file"):
         ConfigFileExecutor(files).execute("config_set", "nobody", {"a": 1})
-    with pytest.raises(ActionError, match="not a .json"):
+    with pytest.raises(ActionError, match=r"not a \.json"):
         ConfigFileExecutor({"x": tmp_path / "x.ini"})
 
 

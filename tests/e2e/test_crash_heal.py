@@ -41,8 +41,8 @@ def live(tmp_path: Path) -> Iterator[tuple[Shop, Runtime, str]]:
         shop.start_load(20.0)
         yield shop, runtime, server.url
     finally:
-        shop.stop()
         server.stop()
+        shop.stop()
 
 
 def sparql(url: str, query: str) -> list[dict[str, str]]:
