@@ -37,6 +37,8 @@ class Config:
         dry_run: record what healing would do, execute nothing.
         record_path: write received telemetry as OTLP JSON lines here, when set.
         processes_file: YAML list of local processes the supervisor may restart.
+        executors_file: YAML declaring every target selfheal may act on, and how
+            (docs/executors-file.md); the processes in ``processes_file`` are added to it.
         group_wait_seconds: how long a new incident gathers symptoms before RCA and decision.
     """
 
@@ -55,6 +57,7 @@ class Config:
     dry_run: bool = False
     record_path: Path | None = None
     processes_file: Path | None = None
+    executors_file: Path | None = None
     group_wait_seconds: float = 2.0
 
     def with_overrides(self, **overrides: Any) -> Config:

@@ -31,6 +31,7 @@ from selfheal_kg.detect.base import Scores
 from selfheal_kg.errors import NotFound
 from selfheal_kg.incident import Incident, IncidentBook, Status
 from selfheal_kg.model import (
+    Decision,
     DerivedPoint,
     Diagnosis,
     Fact,
@@ -94,6 +95,8 @@ class Knowledge:
     playbooks: Callable[[], Mapping[str, PlaybookFull]]
     history: Callable[[], Mapping[tuple[str, str], History]]
     patterns: Callable[[], Mapping[str, tuple[str, tuple[tuple[str, str], ...]]]] = dict
+    # optional refinement of a decision (e.g. Thompson sampling among applicable candidates)
+    refine: Callable[[Decision, str], Decision] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,7 +328,10 @@ class Pipeline:
             list(playbooks.values()),
             snapshot.graph,
             self.knowledge.history(),
+            self.healer.actions(),
         )
+        if self.knowledge.refine is not None:
+            decision = self.knowledge.refine(decision, pattern)
         self.book.set_decision(inc, decision, now)
         self._emit("decision", {"incident": inc, "decision": decision})
         if start:

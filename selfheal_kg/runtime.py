@@ -38,6 +38,7 @@ from selfheal_kg.learn.stats import history_for_decision
 from selfheal_kg.model import Signal
 from selfheal_kg.monitor.alerts import AlertManager
 from selfheal_kg.monitor.intake import Intake
+from selfheal_kg.monitor.logs import LogRates
 from selfheal_kg.monitor.probes import Prober, probe_specs_from_graph
 from selfheal_kg.monitor.series import SeriesStore
 from selfheal_kg.monitor.spans import SpanGraph
@@ -78,8 +79,9 @@ class Runtime:
         )
         self.series = SeriesStore(self.clock, max_points_per_series=config.max_points_per_series)
         self.spans = SpanGraph(self.clock)
+        self.logs = LogRates(self.series)
         self.intake = Intake(
-            self.series, self.clock, config.max_body_bytes, spans=self.spans
+            self.series, self.clock, config.max_body_bytes, spans=self.spans, logs=self.logs
         )
         self.engine = DurableRuleEngine()
         self.engine.load(self.ruleset)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from collections.abc import Mapping
+from dataclasses import fields, is_dataclass
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -13,21 +15,29 @@ from selfheal_kg.errors import NotFound
 router = APIRouter(tags=["playbooks"])
 
 
-def _public(pb: Any) -> dict[str, Any]:
-    data = asdict(pb)
-    data["source"] = str(data.get("source", ""))
-    return data
+def _public(value: Any) -> Any:
+    """Return plain JSON data for a (nested, frozen) playbook value."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _public(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): _public(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_public(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
 
 
 @router.get("/playbooks")
 def list_playbooks(request: Request) -> dict[str, Any]:
     """List every loaded playbook."""
     rt = runtime(request)
-    return {"playbooks": [_public(pb) for pb in sorted(rt.playbooks.values(), key=lambda p: p.id)]}
+    ordered = sorted(rt.playbooks.values(), key=lambda p: p.id)
+    return {"playbooks": [_public(pb) for pb in ordered]}
 
 
 @router.get("/playbooks/{playbook_id}")
-def get_playbook(request: Request, playbook_id: str) -> dict[str, Any]:
+def get_playbook(request: Request, playbook_id: str) -> Any:
     """Return one playbook."""
     pb = runtime(request).playbooks.get(playbook_id)
     if pb is None:

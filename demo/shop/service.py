@@ -4,11 +4,15 @@ Usage::
 
     python demo/shop/service.py --name checkout --port 8081 \
         --calls payment=http://127.0.0.1:8082/,inventory=http://127.0.0.1:8083/ \
-        [--db PATH] [--export-interval 1.0] [--instance-id ID]
+        [--db PATH] [--config PATH] [--export-interval 1.0] [--instance-id ID]
 
 Endpoints: ``GET /`` does the work (calls every downstream, reads the database),
 ``GET /health``, and ``GET|POST /admin/fault`` (loopback only) to inject latency or errors:
 ``{"latency_ms": 300, "error_rate": 0.5}``; ``{}`` clears it.
+
+With ``--config`` the service reads a JSON configuration file (see ``settings.py``) and
+re-reads it when it changes, so a configuration push, or its rollback, takes effect
+without a restart.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from urllib.parse import urlsplit
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import NAME, Telemetry, parse_calls, setup_telemetry
+from settings import Settings
 from opentelemetry.propagate import extract, inject
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -88,6 +93,7 @@ class ShopServer(ThreadingHTTPServer):
         self.db: Path | None = args.db
         self.telemetry = telemetry
         self.fault = Fault()
+        self.settings: Settings | None = Settings(args.config) if args.config else None
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -178,6 +184,11 @@ class Handler(BaseHTTPRequestHandler):
         if fault["error_rate"] and random.random() < fault["error_rate"]:
             log.error("%s: injected error", self.server.name)
             return 500, "injected error"
+        if self.server.settings is not None:
+            problem = self.server.settings.problem()
+            if problem is not None:
+                log.error("%s: bad configuration: %s", self.server.name, problem)
+                return 500, f"config: {problem}"
         for peer, url in self.server.calls.items():
             error = call(self.server.telemetry, peer, url)
             if error is not None:
@@ -289,6 +300,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--calls", type=parse_calls, default={})
     parser.add_argument("--db", type=Path)
+    parser.add_argument("--config", type=Path)
     parser.add_argument("--export-interval", type=float, default=1.0)
     parser.add_argument("--instance-id")
     args = parser.parse_args(argv)

@@ -91,9 +91,7 @@ def load_executors(path: Path, clock: Clock, *, environ: Mapping[str, str] | Non
     try:
         _check_schema(doc)
         _check_values(doc, ())
-        for section, build in _BUILDERS.items():
-            if section in doc:
-                built.append((section, build(doc[section], ctx)))
+        built.extend((s, _build(s, doc[s], ctx)) for s in _BUILDERS if s in doc)
         _check_duplicates(built)
     except _Invalid as exc:
         for _, executor in built:
@@ -171,28 +169,28 @@ def _check_nodes(node: yaml.Node, path: JsonPath, depth: int, count: list[int]) 
 
 
 def _line(node: yaml.Node, path: JsonPath, key: str | None = None) -> int:
-    """Return the 1-based line of the deepest node of ``path`` (of its ``key``, if given)."""
-    for part in path:
-        child = _child(node, part)
-        if child is None:
+    """Return the 1-based line of ``path`` (of its ``key``, if given) in the YAML tree.
+
+    A mapping entry is reported at its key's line, where a reader looks for it.
+    """
+    mark = node.start_mark
+    for part in [*path, key] if key is not None else path:
+        found = _child(node, part)
+        if found is None:
             break
-        node = child
-    if key is not None and isinstance(node, yaml.MappingNode):
-        for k, _ in node.value:
-            if getattr(k, "value", None) == key:
-                return int(k.start_mark.line) + 1
-    return int(node.start_mark.line) + 1
+        node, mark = found
+    return int(mark.line) + 1
 
 
-def _child(node: yaml.Node, part: str | int) -> yaml.Node | None:
+def _child(node: yaml.Node, part: str | int) -> tuple[yaml.Node, yaml.Mark] | None:
+    """Return the child at ``part`` and the mark to report it at."""
     if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-        child: yaml.Node = node.value[part]
-        return child
+        item: yaml.Node = node.value[part]
+        return item, item.start_mark
     if isinstance(node, yaml.MappingNode):
         for k, v in node.value:
             if getattr(k, "value", None) == part:
-                found: yaml.Node = v
-                return found
+                return v, k.start_mark
     return None
 
 
@@ -246,24 +244,26 @@ def _check_values(value: object, path: JsonPath) -> None:
 
 def _check_duplicates(built: list[tuple[str, Executor]]) -> None:
     """Refuse an action declared by two executors, naming both declarations."""
-    seen: dict[str, JsonPath] = {}
+    seen: dict[str, str] = {}
     for section, executor in built:
+        named = section in ("commands", "http")
         for action in sorted(executor.actions):
-            where: JsonPath = (section, action) if section in ("commands", "http") else (section,)
+            where: JsonPath = (section, action) if named else (section,)
+            # A section with fixed actions is named with them: the clash may not be obvious.
+            label = _json_path(where) + ("" if named else
+                                         f" (which offers {', '.join(sorted(executor.actions))})")
             if action in seen:
-                first = _json_path(seen[action])
-                raise _Invalid(where, f"action {action!r} is declared twice: by {first} and by "
-                                      f"{_json_path(where)} ({_offers(section)})")
-            seen[action] = where
+                raise _Invalid(where, f"action {action!r} is declared twice: by {seen[action]} "
+                                      f"and by {label}")
+            seen[action] = label
 
 
-def _offers(section: str) -> str:
-    fixed = {"processes": "restart, start, stop", "admin": "lb_weight, breaker",
-             "config_files": "config_set, config_rollback",
-             "sql": "sql_explain, create_index, drop_index, sql_setting",
-             "systemd": "systemd_restart, systemd_start, systemd_stop",
-             "kubectl": "scale, rollout_restart, set_resources"}
-    return f"{section} offers {fixed[section]}" if section in fixed else "a named action"
+def _build(section: str, raw: Any, ctx: _Context) -> Executor:
+    """Build one section's executor; a value its constructor refuses names the section."""
+    try:
+        return _BUILDERS[section](raw, ctx)
+    except (ValueError, ActionError) as exc:
+        raise _Invalid((section,), str(exc)) from None
 
 
 def _close(executor: Executor) -> None:
@@ -403,10 +403,7 @@ def _config_files(raw: Mapping[str, Any], ctx: _Context) -> Executor:
         if target not in files:
             raise _Invalid(("config_files", "allowed_keys"),
                            f"target {target!r} has no file in config_files.files", key=target)
-    try:
-        return ConfigFileExecutor(files, raw.get("keep_versions", 5), allowed)
-    except (ValueError, ActionError) as exc:
-        raise _Invalid(("config_files",), str(exc)) from None
+    return ConfigFileExecutor(files, raw.get("keep_versions", 5), allowed)
 
 
 def _sql(raw: Mapping[str, Any], ctx: _Context) -> Executor:
@@ -430,13 +427,10 @@ def _systemd(raw: Mapping[str, Any], ctx: _Context) -> Executor:
 
 
 def _kubectl(raw: Mapping[str, Any], ctx: _Context) -> Executor:
-    try:
-        return KubectlExecutor(
-            dict(raw["deployments"]), namespace=raw.get("namespace", "default"),
-            kubectl=raw.get("kubectl", "kubectl"), max_replicas=raw.get("max_replicas", 50),
-        )
-    except (ValueError, ActionError) as exc:
-        raise _Invalid(("kubectl", "deployments"), str(exc)) from None
+    return KubectlExecutor(
+        dict(raw["deployments"]), namespace=raw.get("namespace", "default"),
+        kubectl=raw.get("kubectl", "kubectl"), max_replicas=raw.get("max_replicas", 50),
+    )
 
 
 _BUILDERS: dict[str, Callable[[Any, _Context], Executor]] = {

@@ -48,6 +48,10 @@ class Healer:
         self._executors = executors
         self._clock = clock
 
+    def actions(self) -> frozenset[str]:
+        """Return the actions some executor can carry out."""
+        return frozenset(self._executors)
+
     def run(
         self, steps: Sequence[StepLike], target: str, on_step: OnStep, *, dry_run: bool = False
     ) -> RunResult:

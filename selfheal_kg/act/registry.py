@@ -57,8 +57,14 @@ def load_process_specs(path: Path) -> list[ProcessSpec]:
 
 def build_executors(config: Config) -> dict[str, Executor]:
     """Build the executors ``selfheal serve`` offers from the configuration."""
-    supervisor = ProcessSupervisor(SystemClock())
+    from selfheal_kg.act.executors_file import load_executors
+
+    executors: list[Executor] = []
+    if config.executors_file is not None:
+        executors += load_executors(config.executors_file, SystemClock())
     if config.processes_file is not None:
+        supervisor = ProcessSupervisor(SystemClock())
         for spec in load_process_specs(config.processes_file):
             supervisor.add(spec)
-    return by_action([supervisor])
+        executors.append(supervisor)
+    return by_action(executors)

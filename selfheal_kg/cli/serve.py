@@ -20,6 +20,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--rules", type=Path, dest="rules_dir", help="rules directory")
     p.add_argument("--playbooks", type=Path, dest="playbooks_dir", help="playbooks directory")
     p.add_argument("--processes", type=Path, dest="processes_file", help="supervised processes")
+    p.add_argument(
+        "--executors", type=Path, dest="executors_file", help="what selfheal may act on, and how"
+    )
     p.add_argument("--dry-run", action="store_true", default=None, help="execute nothing")
     p.add_argument("--token", dest="api_token", help="bearer token for mutating endpoints")
     p.set_defaults(run=run)
@@ -42,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
             rules_dir=args.rules_dir,
             playbooks_dir=args.playbooks_dir,
             processes_file=args.processes_file,
+            executors_file=args.executors_file,
             dry_run=args.dry_run,
             api_token=args.api_token,
         )

@@ -14,7 +14,7 @@ the explanation shows every candidate. Risk ``high`` or ``requires_approval`` ne
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -76,9 +76,20 @@ def evaluate(
     target_type: str,
     topology: nx.DiGraph,
     history: History,
+    available: Collection[str] | None = None,
 ) -> Candidate:
-    """Return the candidate's numbers for repairing ``target`` with ``pb``."""
-    applicable = not pb.target_types or target_type in pb.target_types
+    """Return the candidate's numbers for repairing ``target`` with ``pb``.
+
+    ``available`` lists the actions some executor can carry out; a playbook with a step no
+    executor offers is not applicable (``None``: do not check).
+    """
+    type_ok = not pb.target_types or target_type in pb.target_types
+    missing = sorted(
+        {st.action for st in getattr(pb, "steps", ())} - set(available)
+        if available is not None
+        else set()
+    )
+    applicable = type_ok and not missing
     radius = blast_radius(topology, target)
     p = p_success(pb.risk, history)
     utility = (
@@ -88,8 +99,10 @@ def evaluate(
         f"p_success={p:.2f} (prior {pb.risk}, {history.successes} ok / {history.failures} failed)"
         f", blast_radius={radius}, cost={pb.cost:g}"
     )
-    if not applicable:
+    if not type_ok:
         reason = f"not applicable: target type {target_type!r} not in {list(pb.target_types)}"
+    elif missing:
+        reason = f"not applicable: no executor offers {', '.join(missing)}"
     return Candidate(
         playbook=pb.id,
         target=target,
@@ -111,10 +124,13 @@ def choose(
     playbooks: Sequence[PlaybookLike],
     topology: nx.DiGraph,
     history: Mapping[tuple[str, str], History],
+    available: Collection[str] | None = None,
 ) -> Decision:
     """Rank the playbooks for ``pattern`` on ``target`` and pick the best applicable one."""
     cands = [
-        evaluate(pb, target, target_type, topology, history.get((pb.id, pattern), History()))
+        evaluate(
+            pb, target, target_type, topology, history.get((pb.id, pattern), History()), available
+        )
         for pb in playbooks
         if pattern in pb.handles
     ]

@@ -1,7 +1,11 @@
 """Named, reversible faults for the demo shop, in one explicit registry.
 
-``crash`` SIGKILLs a service (revert: start it again); ``latency`` and ``errors`` go through
-the service's loopback-only ``/admin/fault`` endpoint (revert: put back the fault it had).
+``crash`` SIGKILLs a service (revert: start it again); ``latency``, ``errors``, ``slow-leaf``
+(a degraded process answering slowly) and ``provider-outage`` (every request fails) go
+through the service's loopback-only ``/admin/fault`` endpoint (revert: put back the fault it
+had); ``bad-config`` pushes a configuration the service cannot use into its JSON file
+through a ``ConfigFileExecutor`` (so a saved version exists to roll back to; revert: put the
+old value back).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from selfheal_kg.act.config_file import ConfigFileExecutor
 from selfheal_kg.demo.shop import Shop
 from selfheal_kg.errors import ActionError, NotFound, UnsafeParameter
 from selfheal_kg.model import FactValue
@@ -27,7 +32,7 @@ class Injected:
     fault: str
     target: str
     params: Mapping[str, FactValue] = field(default_factory=dict)
-    before: Mapping[str, float] = field(default_factory=dict)
+    before: Mapping[str, FactValue] = field(default_factory=dict)
 
 
 class Fault(Protocol):
@@ -79,13 +84,40 @@ class AdminFault:
 
     def revert(self, shop: Shop, injected: Injected) -> None:
         """Put back the fault state seen before the injection."""
-        admin_fault(shop, injected.target, dict(injected.before))
+        before = injected.before.items()
+        admin_fault(shop, injected.target, {k: float(v) for k, v in before
+                                            if isinstance(v, int | float)})
+
+
+@dataclass(frozen=True, slots=True)
+class BadConfig:
+    """Push a value the service cannot use into its configuration file (a bad deploy)."""
+
+    key: str = "tax_rate"
+    value: str = "twenty percent"
+
+    def inject(self, shop: Shop, target: str, params: Mapping[str, FactValue]) -> Injected:
+        """Set ``key`` to the bad value; the previous file is kept as a saved version."""
+        value = params.get(self.key, self.value)
+        config = ConfigFileExecutor(shop.config_files())
+        before = config.snapshot("config_set", target, {self.key: value})
+        report = config.execute("config_set", target, {self.key: value})
+        if not report.ok:
+            raise ActionError("bad-config", target, report.detail)
+        return Injected("bad-config", target, {self.key: value}, before)
+
+    def revert(self, shop: Shop, injected: Injected) -> None:
+        """Put the key back as it was before the push."""
+        ConfigFileExecutor(shop.config_files()).restore(injected.target, injected.before)
 
 
 FAULTS: dict[str, Fault] = {
     "crash": Crash(),
     "latency": AdminFault("latency", "latency_ms", 500.0, 60_000.0),
     "errors": AdminFault("errors", "error_rate", 0.5, 1.0),
+    "bad-config": BadConfig(),
+    "slow-leaf": AdminFault("slow-leaf", "latency_ms", 400.0, 60_000.0),
+    "provider-outage": AdminFault("provider-outage", "error_rate", 1.0, 1.0),
 }
 
 

@@ -2,8 +2,9 @@
 
 The shop is declared in ``demo/shop/shop.json`` (services and their downstream calls); its
 topology, without ports, in ``demo/topology.ttl``. Each service runs
-``python demo/shop/service.py`` on a free loopback port and exports OTLP/HTTP to the given
-endpoint.
+``python demo/shop/service.py`` on a free loopback port, exports OTLP/HTTP to the given
+endpoint, and reads its JSON configuration file ``<workdir>/config/<name>.json`` (re-read
+when it changes; a configuration push and its rollback go through that file).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from selfheal_kg.paths import shipped
 
 _NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
 _CRITICALITY = frozenset({"low", "medium", "high", "critical"})
+# Every service starts from this known-good configuration (see demo/shop/settings.py).
+GOOD_CONFIG = {"currency": "EUR", "tax_rate": 0.2, "pool_size": 8}
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +221,23 @@ class Shop:
         self._load: LoadGenerator | None = None
         env = _otel_env(otlp_endpoint.rstrip("/"))
         for service in self.declaration.services:
+            self._write_good_config(service.name)
             self.supervisor.add(self._spec(service, python, export_interval, env))
+
+    def _write_good_config(self, name: str) -> None:
+        path = self.config_file(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(GOOD_CONFIG, indent=2) + "\n", encoding="utf-8")
+
+    def config_file(self, name: str) -> Path:
+        """Return the JSON configuration file of service ``name``."""
+        if name not in self._ports:
+            raise KeyError(f"no shop service named {name!r}")
+        return self.workdir / "config" / f"{name}.json"
+
+    def config_files(self) -> dict[str, Path]:
+        """Return ``{service name: its configuration file}``."""
+        return {name: self.config_file(name) for name in self._ports}
 
     def _spec(
         self, service: ServiceDecl, python: str, interval: float, env: dict[str, str]
@@ -228,6 +247,7 @@ class Shop:
         argv += ["--port", str(self._ports[service.name]), "--export-interval", str(interval)]
         if calls:
             argv += ["--calls", calls]
+        argv += ["--config", str(self.config_file(service.name))]
         if service.database is not None:
             argv += ["--db", str(self.workdir / f"{service.database}.sqlite")]
         return ProcessSpec(

@@ -21,6 +21,8 @@ SHAPES_GRAPH = GRAPH["shapes"]
 TOPOLOGY_GRAPH = GRAPH["topology"]
 KNOWLEDGE_GRAPH = GRAPH["knowledge"]
 INCIDENTS_GRAPH = GRAPH["incidents"]
+# learnt knowledge (draft/promoted patterns, threshold adjustments): never replaced on reload
+LEARNED_GRAPH = GRAPH["learned"]
 
 ALL_GRAPHS = (ONTOLOGY_GRAPH, SHAPES_GRAPH, TOPOLOGY_GRAPH, KNOWLEDGE_GRAPH, INCIDENTS_GRAPH)
 

@@ -118,6 +118,11 @@ WHERE {{ <{inc}> shk:hasOutcome ?o . ?o shk:succeeded ?succeeded ; shk:reason ?r
   OPTIONAL {{ ?o shk:timeToRecover ?timeToRecover }} }}""",
     )
     out["outcome"] = outcome[0] if outcome else None
+    out["approvals"] = _select(
+        store,
+        f"""SELECT ?approver ?at WHERE {{ <{inc}> shk:hasApproval ?a .
+  ?a prov:wasAssociatedWith/rdfs:label ?approver ; prov:endedAtTime ?at }}""",
+    )
     return out
 
 

@@ -62,3 +62,23 @@ def test_inapplicable_target_type_escalates() -> None:
 def test_high_risk_needs_approval() -> None:
     d = choose("i1", "ServiceDown", "inv", "service", [PB("failover", risk="high")], chain(), {})
     assert d.needs_approval
+
+
+@dataclass(frozen=True)
+class Step:
+    action: str
+
+
+@dataclass(frozen=True)
+class PBSteps(PB):
+    steps: tuple[Step, ...] = (Step("restart"),)
+
+
+def test_playbook_without_an_executor_is_not_applicable() -> None:
+    pbs = [PBSteps("restart"), PBSteps("reboot", steps=(Step("reboot-host"),))]
+    d = choose("i1", "ServiceDown", "inv", "service", pbs, chain(), {}, available={"reboot-host"})
+    assert d.chosen is not None and d.chosen.playbook == "reboot"
+    restart = next(c for c in d.candidates if c.playbook == "restart")
+    assert not restart.applicable and "no executor offers restart" in restart.reason
+    none = choose("i1", "ServiceDown", "inv", "service", pbs, chain(), {}, available=set())
+    assert none.chosen is None
