@@ -21,7 +21,7 @@ from selfheal_kg.incident import IncidentBook, Recorder, Status
 from selfheal_kg.kg import records
 from selfheal_kg.kg.namespaces import INCIDENTS_GRAPH
 from selfheal_kg.kg.store import OxigraphStore
-from selfheal_kg.model import DerivedPoint, FactValue
+from selfheal_kg.model import DerivedPoint, FactValue, Signal
 from selfheal_kg.paths import shipped
 from selfheal_kg.pipeline import Knowledge, Pipeline, Settings
 
@@ -116,7 +116,7 @@ def test_crash_of_a_leaf_is_healed_at_the_leaf(world: tuple) -> None:  # type: i
         assert not pipe.tick().diagnoses, "false positive on a steady system"
 
     # inventory dies: it goes silent, its callers start failing
-    for k in range(8):
+    for _ in range(8):
         t = clock.advance(1.0)
         for node in ["gateway", "checkout"]:
             series.emit(t, node, "http.server.request.rate", 20.0)
@@ -158,3 +158,82 @@ def test_a_repair_that_never_verifies_fails_after_the_deadline(world: tuple) -> 
     assert inc["status"] == Status.FAILED.value
     detail = records.incident_detail(store, inc["id"])
     assert "verification failed" in detail["outcome"]["reason"]
+
+
+def ext_signal(node: str, metric: str, t: float, *, active: bool = True, n: int = 0) -> Signal:
+    return Signal(
+        f"{node}|{metric}@{n}",
+        f"{node}|{metric}",
+        node,
+        metric,
+        "alertmanager",
+        0.95,
+        "up",
+        t,
+        t,
+        1.0,
+        0.0,
+        active,
+    )
+
+
+def test_two_independent_faults_yield_two_incidents(world: tuple) -> None:  # type: ignore[type-arg]
+    pipe, series, supervisor, clock, store = world
+    edges = [("gateway", "checkout"), ("checkout", "payment"), ("checkout", "inventory")]
+    pipe.knowledge.topology = lambda: (edges, {})
+    nodes = ["gateway", "checkout", "payment", "inventory"]
+    for k in range(20):
+        healthy_tick(series, clock, nodes, k)
+        pipe.tick()
+    for _ in range(8):  # payment and inventory both die; their callers keep reporting
+        t = clock.advance(1.0)
+        for node in ["gateway", "checkout"]:
+            series.emit(t, node, "http.server.request.rate", 20.0)
+        pipe.tick()
+        pipe.wait_idle()
+    incidents = records.list_incidents(store, None, 10)
+    assert sorted(i["root"] for i in incidents) == ["inventory", "payment"]
+    assert sorted(supervisor.restarted) == ["inventory", "payment"]
+
+
+def test_a_flapping_symptom_yields_one_incident(world: tuple) -> None:  # type: ignore[type-arg]
+    pipe, series, supervisor, clock, store = world
+    for n in range(6):  # an error ratio that fires and clears again and again
+        t = clock.advance(5.0)
+        pipe.submit(signals=[ext_signal("checkout", "http.server.error.ratio", t, n=n)])
+        pipe.tick()
+        t = clock.advance(5.0)
+        pipe.submit(
+            signals=[ext_signal("checkout", "http.server.error.ratio", t, active=False, n=n)]
+        )
+        pipe.tick()
+    assert len(records.list_incidents(store, None, 10)) == 1
+
+
+def test_a_crash_looping_service_is_restarted_a_bounded_number_of_times(world: tuple) -> None:  # type: ignore[type-arg]
+    pipe, series, supervisor, clock, store = world
+    nodes = ["gateway", "checkout", "inventory"]
+    for k in range(20):
+        healthy_tick(series, clock, nodes, k)
+        pipe.tick()
+    for _cycle in range(6):  # inventory crashes, comes back after a restart, crashes again
+        for _ in range(12):
+            t = clock.advance(1.0)
+            series.emit(t, "gateway", "http.server.request.rate", 20.0)
+            series.emit(t, "checkout", "http.server.request.rate", 20.0)
+            pipe.tick()
+            pipe.wait_idle()
+        for k in range(8):
+            healthy_tick(series, clock, nodes, k)
+            pipe.tick()
+            pipe.wait_idle()
+    budget = 3  # SafetyGate's default per-target budget in its window
+    assert supervisor.restarted == ["inventory"] * budget
+    statuses = [i["status"] for i in records.list_incidents(store, None, 20)]
+    assert statuses.count("resolved") == budget
+    assert "escalated" in statuses
+    escalated = next(
+        i for i in records.list_incidents(store, None, 20) if i["status"] == "escalated"
+    )
+    reason = records.incident_detail(store, escalated["id"])["outcome"]["reason"]
+    assert "budget" in reason

@@ -38,9 +38,9 @@ from urllib.parse import urlsplit
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import NAME, Telemetry, parse_calls, setup_telemetry
-from settings import Settings
 from opentelemetry.propagate import extract, inject
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from settings import Settings
 
 log = logging.getLogger("shop")
 CALL_TIMEOUT = 1.0

@@ -8,10 +8,11 @@ it; and stops everything it started, also on Ctrl-C.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,17 +21,31 @@ from rich.table import Table
 
 from api.main import create_app
 from api.server import ServerThread
+from selfheal_kg.act.config_file import ConfigFileExecutor
+from selfheal_kg.act.executor import Executor
 from selfheal_kg.act.registry import by_action
 from selfheal_kg.config import Config
 from selfheal_kg.demo import faults
-from selfheal_kg.demo.shop import Shop, free_port
+from selfheal_kg.demo.shop import GOOD_CONFIG, Shop, free_port
+from selfheal_kg.errors import NotFound
 from selfheal_kg.incident import Incident
 from selfheal_kg.model import Decision, Diagnosis, Outcome, RootCause, Signal, StepResult
 from selfheal_kg.monitor.liveness import HealthChange
 from selfheal_kg.runtime import Runtime
 
 # fault name → (target service, the root cause RCA must find)
-SCENARIOS: dict[str, tuple[str, str]] = {"crash": ("inventory", "inventory")}
+SCENARIOS: dict[str, tuple[str, str]] = {
+    # a process dies: restart-service
+    "crash": ("inventory", "inventory"),
+    # a bad configuration push fails every request of checkout (and so of its callers):
+    # config-rollback, approved by the demo's operator
+    "bad-config": ("checkout", "checkout"),
+    # the leaf two calls below the frontend turns slow: restart-degraded on the leaf
+    "slow-leaf": ("inventory", "inventory"),
+    # the third-party payment provider fails: nothing selfheal may do, escalated to a human
+    "provider-outage": ("payment", "payment"),
+}
+APPROVER = "demo-operator"
 
 SUMMARY_QUERY = """PREFIX shk: <https://w3id.org/selfheal-kg/ontology#>
 PREFIX rdfs: <http://www.w3.org/2000/01/rdf-schema#>
@@ -70,9 +85,12 @@ class FaultRun:
 class Narrator:
     """Prints pipeline events and fills the current ``FaultRun``."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(
+        self, console: Console, approve: Callable[[str], None] | None = None
+    ) -> None:
         self.console = console
         self.run: FaultRun | None = None
+        self.approve = approve
         self._lock = threading.Lock()
 
     def __call__(self, kind: str, payload: dict[str, object]) -> None:
@@ -125,6 +143,16 @@ class Narrator:
             run.playbook = dec.chosen.playbook
         return f"[blue]decision[/] {dec.why}"
 
+    def _on_approval(self, p: dict[str, object], run: FaultRun) -> str:
+        inc = p["incident"]
+        assert isinstance(inc, Incident)
+        # The demo plays the on-call human: it approves the repair proposed for the fault
+        # it injected, and leaves anything else waiting (as a careful operator would).
+        if self.approve is not None and inc.root == run.target:
+            self.approve(inc.id)
+            return f"[blue]approval[/] {inc.id} needs a human: {APPROVER} approves it"
+        return f"[blue]approval[/] {inc.id} waits for a human (POST /approvals/{inc.id})"
+
     def _on_step(self, p: dict[str, object], run: FaultRun) -> str:
         st = p["step"]
         assert isinstance(st, StepResult)
@@ -165,8 +193,8 @@ def run_show(
     port = free_port()
     shop = Shop(f"http://127.0.0.1:{port}", work / "shop", export_interval=export_interval)
     config = Config(port=port, topology_files=(shop.topology_file(),), tick_seconds=1.0)
-    runtime = Runtime(config, executors=by_action([shop.supervisor]))
-    narrator = Narrator(console)
+    runtime = Runtime(config, executors=by_action(shop_executors(shop)))
+    narrator = Narrator(console, approver(runtime))
     runtime.on_event(narrator)
     server = ServerThread(create_app(runtime), port=port)
     runs: list[FaultRun] = []
@@ -190,6 +218,31 @@ def run_show(
     return runs
 
 
+def shop_executors(shop: Shop) -> list[Executor]:
+    """Return the executors that act on the shop: its process supervisor, its config files."""
+    keys = {name: tuple(GOOD_CONFIG) for name in shop.services()}
+    return [shop.supervisor, ConfigFileExecutor(shop.config_files(), allowed_keys=keys)]
+
+
+def approver(runtime: Runtime, delay: float = 1.0) -> Callable[[str], None]:
+    """Return a function approving an incident's repair as ``APPROVER`` after ``delay`` s.
+
+    The approval event is emitted inside a pipeline tick, which holds the pipeline's lock:
+    approving goes through another thread, as a human's click on the API would.
+    """
+
+    def approve(incident_id: str) -> None:
+        def later() -> None:
+            time.sleep(delay)
+            # expired or closed meanwhile: nothing to approve
+            with contextlib.suppress(NotFound):
+                runtime.pipeline.approve(incident_id, APPROVER)
+
+        threading.Thread(target=later, name=f"approve-{incident_id}", daemon=True).start()
+
+    return approve
+
+
 def _one_fault(
     name: str, shop: Shop, narrator: Narrator, console: Console, timeout: float
 ) -> FaultRun:
@@ -200,11 +253,19 @@ def _one_fault(
     injected = faults.inject(shop, name, target)
     if not run.done.wait(timeout):
         console.print(f"[red]no outcome within {timeout:.0f} s[/]")
-        if not shop.supervisor.is_running(target):
-            faults.revert(shop, injected)
     narrator.run = None
+    _clean_up(shop, injected, run)
     time.sleep(5.0)
     return run
+
+
+def _clean_up(shop: Shop, injected: faults.Injected, run: FaultRun) -> None:
+    """Undo what the repair did not (an escalated fault stays until a human fixes it)."""
+    if injected.fault == "crash" and shop.supervisor.is_running(injected.target):
+        return
+    if injected.fault != "crash" and run.outcome is not None and run.outcome.success:
+        return
+    faults.revert(shop, injected)
 
 
 def _summary(console: Console, runs: list[FaultRun], runtime: Runtime) -> None:

@@ -16,7 +16,6 @@ Its traps, and how this adapter avoids them (see /work/shared/notes/libraries.md
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import itertools
 from collections.abc import Callable, Mapping
@@ -31,6 +30,7 @@ from selfheal_kg.errors import RuleActionError, RuleLoadError
 from selfheal_kg.model import Fact, FactValue
 
 _SID = "0"
+_RESERVED = ("$", "__")
 
 
 class _QuietHost(durable_engine.Host):  # type: ignore[misc]  # durable is untyped
@@ -42,13 +42,14 @@ class _QuietHost(durable_engine.Host):  # type: ignore[misc]  # durable is untyp
 
 def fact_payload(fact: Fact, program: DurableProgram) -> dict[str, FactValue]:
     """Return the message posted to durable for ``fact``: attrs, derived regex tests, sid."""
-    data = {k: v for k, v in fact.as_dict().items() if _plain_key(k)}
-    return {**data, **derived_attrs(program.regexes, data), "sid": _SID}
-
-
-def _plain_key(key: str) -> bool:
     # keys durable reserves or that could spoof a derived attribute are dropped
-    return key != "sid" and not key.startswith(("$", "__"))
+    data = {
+        k: v for k, v in fact.as_dict().items() if k != "sid" and not k.startswith(_RESERVED)
+    }
+    if program.regexes:
+        data.update(derived_attrs(program.regexes, data))
+    data["sid"] = _SID
+    return data
 
 
 class DurableMatcher:
@@ -60,6 +61,9 @@ class DurableMatcher:
         self.name = name
         self._matches: list[Match] = []
         self._errors: list[tuple[str, BaseException]] = []
+        # fact id → the payload durable stored; a fact no rule tests is never stored, so
+        # retracting it needs no post (and the stored payload need not be rebuilt)
+        self._held: dict[str, dict[str, FactValue]] = {}
         definition = {
             rule: {**copy.deepcopy(body), "run": self._action(rule)}
             for rule, body in program.definition.items()
@@ -86,11 +90,20 @@ class DurableMatcher:
 
     def assert_fact(self, fact: Fact) -> list[Match]:
         """Post ``fact`` as a durable fact and return the matches its actions recorded."""
-        return self._call(self._host.assert_fact, fact_payload(fact, self._program))
+        if self._empty:
+            return []
+        payload = fact_payload(fact, self._program)
+        if self._post(self._host.assert_fact, payload):
+            self._held[fact.id] = payload
+        return self._outcome()
 
     def retract_fact(self, fact: Fact) -> list[Match]:
         """Retract ``fact`` and return the matches it unblocks."""
-        return self._call(self._host.retract_fact, fact_payload(fact, self._program))
+        payload = self._held.pop(fact.id, None)
+        if payload is None or self._empty:
+            return []
+        self._post(self._host.retract_fact, payload)
+        return self._outcome()
 
     def stored_facts(self) -> list[dict[str, Any]]:
         """Return the facts durable itself holds (for memory checks)."""
@@ -99,15 +112,19 @@ class DurableMatcher:
         facts: list[dict[str, Any]] = self._host.get_facts(self.name, _SID)
         return facts
 
-    def _call(self, post: Callable[..., Any], payload: dict[str, FactValue]) -> list[Match]:
-        if self._empty:
-            return []
+    def _post(self, post: Callable[..., Any], payload: dict[str, FactValue]) -> bool:
+        """Post ``payload``; return whether some rule tests it (else durable ignored it)."""
         self._matches, self._errors = [], []
-        # expected: no rule tests this fact / the fact is already known
-        with contextlib.suppress(
-            durable_engine.MessageNotHandledException, durable_engine.MessageObservedException
-        ):
+        try:
             post(self.name, payload)
+        except durable_engine.MessageNotHandledException:
+            return False  # expected: no rule tests this fact
+        except durable_engine.MessageObservedException:
+            pass  # expected: the fact is already known
+        return True
+
+    def _outcome(self) -> list[Match]:
+        """Return the matches of the last post, or raise the first error of its actions."""
         if self._errors:
             rule_id, exc = self._errors[0]
             raise RuleActionError(rule_id, "match", exc) from exc
@@ -122,6 +139,7 @@ class DurableMatcher:
             self._host._ruleset_list.remove(ruleset)
             durable_engine.durable_rules_engine.delete_ruleset(ruleset._handle)
         self._empty = True
+        self._held.clear()
 
 
 class DurableRuleEngine(EngineCore):

@@ -1,13 +1,18 @@
 """Draft incident patterns learnt from resolved incidents that matched no known pattern.
 
 An incident whose diagnosed pattern is not an active ``shk:IncidentPattern`` of the knowledge
-graph, and that was resolved anyway (a playbook worked, or a human recorded the fix), teaches
-a candidate pattern: its symptom set (metric + direction of its signal records) → root-cause
-type → the playbook that worked. Similar incidents (Jaccard similarity of symptom sets ≥ 0.6)
-are clustered, so a recurring unknown problem yields one draft whose support grows, not one
-draft per incident. Drafts are SHACL-checked against ``ontology/shapes.ttl``, reviewed,
-promoted by a human (status ``active`` + ``shk:approvedBy`` / ``shk:approvedAt``) and exported
-as Turtle in the format of ``ontology/patterns.ttl``.
+graph, or is one that no playbook handles, and that was resolved anyway (a playbook worked,
+or a human recorded the fix), teaches a candidate pattern: its symptom set (metric +
+direction of its signal records) → root-cause type → the playbook that worked. Similar
+incidents (Jaccard similarity of symptom sets ≥ 0.6) are clustered, so a recurring unknown
+problem yields one draft whose support grows, not one draft per incident. Drafts are
+SHACL-checked against ``ontology/shapes.ttl``, reviewed, promoted by a human (status
+``active`` + ``shk:approvedBy`` / ``shk:approvedAt``) and exported as Turtle in the format
+of ``ontology/patterns.ttl``.
+
+Learnt patterns live in their own named graph, ``LEARNED_GRAPH``: the loader replaces the
+knowledge graph on every reload of the authored files, and what was learnt must survive it.
+Reads of "the patterns" see the knowledge and learned graphs together.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from selfheal_kg.kg.history import Triple, incident_iri, ts
 from selfheal_kg.kg.namespaces import (
     INCIDENTS_GRAPH,
     KNOWLEDGE_GRAPH,
+    LEARNED_GRAPH,
     ONTOLOGY_GRAPH,
     SHAPES_GRAPH,
     SHK,
@@ -40,6 +46,9 @@ from selfheal_kg.paths import shipped
 
 SIMILARITY = 0.6
 _SAFE = re.compile(r"[^A-Za-z0-9 ._:/-]")
+# the authored and the learnt patterns, read as one
+_PATTERN_GRAPHS = f"VALUES ?g {{ <{KNOWLEDGE_GRAPH}> <{LEARNED_GRAPH}> }} GRAPH ?g"
+_LEARNED = f"GRAPH <{LEARNED_GRAPH}>"
 
 
 @dataclass(slots=True)
@@ -111,15 +120,21 @@ def require_incident(store: KnowledgeStore, incident_id: str) -> URIRef:
 
 
 def active_patterns(store: KnowledgeStore) -> set[str]:
-    """Return the ids of the active patterns of the knowledge graph."""
-    q = f"""SELECT ?id WHERE {{ GRAPH <{KNOWLEDGE_GRAPH}> {{
+    """Return the ids of the active patterns, authored or learnt."""
+    q = f"""SELECT ?id WHERE {{ {_PATTERN_GRAPHS} {{
   ?p a shk:IncidentPattern ; shk:patternId ?id ; shk:status "active" }} }}"""
     return {str(r["id"]) for r in select(store, q)}
 
 
+def handled_patterns(store: KnowledgeStore) -> set[str]:
+    """Return the ids of the patterns some playbook of the knowledge graph handles."""
+    q = "SELECT DISTINCT ?p WHERE { ?pb a shk:Playbook ; shk:handles ?p }"
+    return {local_name(str(r["p"])) for r in select(store, q)}
+
+
 def unmatched_resolved(store: KnowledgeStore) -> list[IncidentRow]:
-    """Return resolved incidents with symptoms whose pattern is not an active known one."""
-    known = active_patterns(store)
+    """Return resolved incidents with symptoms whose pattern is unknown or has no playbook."""
+    known = active_patterns(store) & handled_patterns(store)
     return [
         r
         for r in incident_rows(store)
@@ -130,8 +145,8 @@ def unmatched_resolved(store: KnowledgeStore) -> list[IncidentRow]:
 
 
 def learned_patterns(store: KnowledgeStore) -> list[Draft]:
-    """Return the learnt patterns (those with ``shk:learnedFrom``) of the knowledge graph."""
-    g = f"GRAPH <{KNOWLEDGE_GRAPH}>"
+    """Return the learnt patterns (those with ``shk:learnedFrom``) of the learned graph."""
+    g = _LEARNED
     drafts: dict[str, Draft] = {}
     for r in select(store, f"""SELECT ?id ?status ?rct ?pb WHERE {{ {g} {{
   ?p a shk:IncidentPattern ; shk:patternId ?id ; shk:status ?status .
@@ -253,8 +268,8 @@ def draft_triples(d: Draft, now: float) -> list[Triple]:
 
 
 def write_draft(store: KnowledgeStore, d: Draft, now: float) -> None:
-    """Replace the learnt pattern's triples in the knowledge graph (approval kept)."""
-    p, g = d.iri, f"GRAPH <{KNOWLEDGE_GRAPH}>"
+    """Replace the learnt pattern's triples in the learned graph (approval kept)."""
+    p, g = d.iri, _LEARNED
     keep = [
         t
         for t in pattern_triples(store, d.id)
@@ -266,19 +281,22 @@ def write_draft(store: KnowledgeStore, d: Draft, now: float) -> None:
         + f"WHERE {{ {g} {{ <{p}> shk:hasSymptom ?s . ?s ?x ?o }} }};\n"
         + f"DELETE WHERE {{ {g} {{ <{p}> ?x ?o }} }}"
     )
-    store.add(KNOWLEDGE_GRAPH, draft_triples(d, now) + keep)
+    store.add(LEARNED_GRAPH, draft_triples(d, now) + keep)
 
 
 # ----------------------------------------------------------------------------- review
 
 
 def pattern_triples(store: KnowledgeStore, pattern_id: str) -> list[Triple]:
-    """Return the triples of a pattern and of its symptoms from the knowledge graph."""
+    """Return the triples of a pattern and its symptoms (the learned graph, else the authored)."""
     p = node_iri("pattern", pattern_id)
-    mine = {p} | {
-        o for s, pr, o in store.triples(KNOWLEDGE_GRAPH) if s == p and pr == SHK.hasSymptom
-    }
-    return [t for t in store.triples(KNOWLEDGE_GRAPH) if t[0] in mine]
+    for graph in (LEARNED_GRAPH, KNOWLEDGE_GRAPH):
+        held = list(store.triples(graph))
+        mine = {p} | {o for s, pr, o in held if s == p and pr == SHK.hasSymptom}
+        found = [t for t in held if t[0] in mine]
+        if any(t[0] == p for t in found):
+            return found
+    return []
 
 
 def validate_pattern(store: KnowledgeStore, pattern_id: str) -> list[Violation]:
@@ -309,9 +327,9 @@ def _shapes_and_ontology(store: KnowledgeStore) -> tuple[rdflib.Graph, rdflib.Gr
 
 
 def list_patterns(store: KnowledgeStore, status: str | None = None) -> list[dict[str, object]]:
-    """Return the patterns of the knowledge graph (learnt ones with support and sources)."""
+    """Return the authored and learnt patterns (learnt ones with support and sources)."""
     learned = {d.id: d for d in learned_patterns(store)}
-    q = f"""SELECT ?id ?label ?status ?rct WHERE {{ GRAPH <{KNOWLEDGE_GRAPH}> {{
+    q = f"""SELECT DISTINCT ?id ?label ?status ?rct WHERE {{ {_PATTERN_GRAPHS} {{
   ?p a shk:IncidentPattern ; shk:patternId ?id ; rdfs:label ?label ; shk:status ?status .
   OPTIONAL {{ ?p shk:rootCauseType ?rct }} }} }} ORDER BY ?id"""
     out: list[dict[str, object]] = []
@@ -341,7 +359,7 @@ def promote(store: KnowledgeStore, pattern_id: str, by: str, now: float) -> Draf
     violations = validate_pattern(store, pattern_id)
     if violations:
         raise ShaclError(f"pattern {pattern_id}", violations)
-    p, g = draft.iri, f"GRAPH <{KNOWLEDGE_GRAPH}>"
+    p, g = draft.iri, _LEARNED
     store.update(
         SPARQL_PREFIXES
         + f"DELETE WHERE {{ {g} {{ <{p}> shk:status ?s }} }};\n"
@@ -349,7 +367,7 @@ def promote(store: KnowledgeStore, pattern_id: str, by: str, now: float) -> Draf
         + f"DELETE WHERE {{ {g} {{ <{p}> shk:approvedAt ?a }} }}"
     )
     store.add(
-        KNOWLEDGE_GRAPH,
+        LEARNED_GRAPH,
         [
             (p, SHK.status, Literal("active")),
             (p, SHK.approvedBy, Literal(by)),

@@ -25,13 +25,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from selfheal_kg.kg.store import KnowledgeStore
-from selfheal_kg.learn.patterns import active_patterns
+from selfheal_kg.learn.patterns import active_patterns, handled_patterns
 from selfheal_kg.learn.stats import (
     RECURRENCE_WINDOW,
     IncidentRow,
     incident_rows,
-    local_name,
-    select,
 )
 
 DAY = 86400.0
@@ -164,8 +162,7 @@ def falling_playbooks(rows: Sequence[IncidentRow], last_n: int = 5) -> list[dict
 def unhandled_patterns(store: KnowledgeStore, rows: Sequence[IncidentRow]) -> list[dict[str, Any]]:
     """Return active or diagnosed patterns that no playbook handles."""
     known = active_patterns(store)
-    handled_q = "SELECT DISTINCT ?p WHERE { ?pb a shk:Playbook ; shk:handles ?p }"
-    handled = {local_name(str(r["p"])) for r in select(store, handled_q)}
+    handled = handled_patterns(store)
     seen: dict[str, int] = defaultdict(int)
     for r in rows:
         seen[r.pattern] += 1

@@ -4,8 +4,8 @@ A human who confirms that an incident was noise (``POST /incidents/{id}/false-po
 says that the detector fired too easily on the series of that incident's signals. Each such
 confirmation raises the fire level of each of those series by ``step``, never above
 ``ceiling`` (0.98: a level of 1 would mute the series). Every change is a
-``shk:ThresholdAdjustment`` in the incidents graph (series, old, new, reason, at, incident),
-so it is explained, and ``revert`` undoes one. The incidents graph, not the knowledge graph,
+``shk:ThresholdAdjustment`` in the learned graph (series, old, new, reason, at, incident),
+so it is explained, and ``revert`` undoes one. The learned graph, not the knowledge graph,
 holds them because the loader replaces the knowledge graph on every reload of the files.
 
 The level of a series is ``base`` plus the steps of its adjustments that are not reverted,
@@ -24,7 +24,7 @@ from selfheal_kg.clock import Clock
 from selfheal_kg.errors import NotFound
 from selfheal_kg.kg import records
 from selfheal_kg.kg.history import Triple, dec, incident_iri, ts
-from selfheal_kg.kg.namespaces import INCIDENTS_GRAPH, SHK, node_iri
+from selfheal_kg.kg.namespaces import INCIDENTS_GRAPH, LEARNED_GRAPH, SHK, node_iri
 from selfheal_kg.kg.store import KnowledgeStore
 from selfheal_kg.learn.patterns import require_incident
 from selfheal_kg.learn.stats import epoch, local_name, select
@@ -120,7 +120,7 @@ class ThresholdTuner:
         now = self.clock.now()
         key = hashlib.sha256(f"{series}\n{incident_id}".encode()).hexdigest()[:8]
         adj = Adjustment(f"{int(now * 1000)}-{key}", series, old, new, reason, now, incident_id)
-        self.store.add(INCIDENTS_GRAPH, _triples(adj))
+        self.store.add(LEARNED_GRAPH, _triples(adj))
         return adj
 
     def confirm_false_positive(
@@ -158,7 +158,7 @@ class ThresholdTuner:
             raise NotFound(f"no active threshold adjustment {adjustment_id!r}")
         a = node_iri("threshold-adjustment", adjustment_id)
         self.store.add(
-            INCIDENTS_GRAPH,
+            LEARNED_GRAPH,
             [(a, SHK.reverted, Literal(True)), (a, SHK.revertedAt, ts(self.clock.now()))],
         )
         return replace(adj, reverted=True)

@@ -45,7 +45,9 @@ class FakeReplicas:
         return ActionReport(True, "restored")
 
 
-def run(steps: list[St], ex: FakeReplicas, dry: bool = False) -> tuple[bool, list[tuple[str, StepResult]]]:
+def run(
+    steps: list[St], ex: FakeReplicas, dry: bool = False
+) -> tuple[bool, list[tuple[str, StepResult]]]:
     seen: list[tuple[str, StepResult]] = []
     healer = Healer({"scale": ex, "boom": ex}, FakeClock())
     res = healer.run(steps, "svc", lambda r, phase: seen.append((phase, r)), dry_run=dry)

@@ -145,7 +145,7 @@ def pg() -> Iterator[tuple[SqlExecutor, str, Any]]:
     dsn = os.environ.get("SELFHEAL_PG_DSN")
     if not dsn:
         pytest.skip("SELFHEAL_PG_DSN is not set: no PostgreSQL server to test against")
-    import psycopg  # noqa: PLC0415 (only when a server is there)
+    import psycopg
 
     table = f"orders_{uuid.uuid4().hex[:8]}"
     conn = psycopg.connect(dsn, autocommit=True)

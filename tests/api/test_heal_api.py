@@ -45,7 +45,10 @@ requires_approval: true
 steps:
   - {action: restart, params: {}, timeout_seconds: 5, retries: 0}
 success:
-  - {metric: http.server.error.ratio, condition: value <= baseline, window_seconds: 1, deadline_seconds: 60}
+  - metric: http.server.error.ratio
+    condition: value <= baseline
+    window_seconds: 1
+    deadline_seconds: 60
 """
 
 

@@ -133,8 +133,11 @@ def test_incident_record_conforms_to_the_shapes(store: KnowledgeStore) -> None:
     bad = rdflib.Graph()
     for t in data:
         bad.add(t)
-    sig = next(s for s, _, o in data.triples((None, rdflib.RDF.type, None))
-               if str(o).endswith("#SignalRecord"))
+    sig = next(
+        s
+        for s, _, o in data.triples((None, rdflib.RDF.type, None))
+        if str(o).endswith("#SignalRecord")
+    )
     score = rdflib.URIRef("https://w3id.org/selfheal-kg/ontology#score")
     bad.remove((sig, score, None))
     bad.add((sig, score, rdflib.Literal("1.5", datatype=rdflib.XSD.decimal)))
