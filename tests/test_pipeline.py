@@ -197,7 +197,7 @@ def test_two_independent_faults_yield_two_incidents(world: tuple) -> None:  # ty
 
 
 def test_a_flapping_symptom_yields_one_incident(world: tuple) -> None:  # type: ignore[type-arg]
-    pipe, series, supervisor, clock, store = world
+    pipe, _series, _supervisor, clock, store = world
     for n in range(6):  # an error ratio that fires and clears again and again
         t = clock.advance(5.0)
         pipe.submit(signals=[ext_signal("checkout", "http.server.error.ratio", t, n=n)])

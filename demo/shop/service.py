@@ -46,6 +46,7 @@ log = logging.getLogger("shop")
 CALL_TIMEOUT = 1.0
 MAX_ADMIN_BODY = 4096
 MAX_LATENCY_MS = 60_000
+WORK_MS = (1.0, 4.0)
 
 
 class Fault:
@@ -179,16 +180,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def _do_work(self) -> tuple[int, str | None]:
         fault = self.server.fault.get()
-        if fault["latency_ms"]:
-            time.sleep(fault["latency_ms"] / 1000.0)
+        # A few milliseconds of own work, varying like real work does: a baseline with
+        # natural spread, not a constant the detectors would flag at the first jitter.
+        time.sleep(random.uniform(WORK_MS[0], WORK_MS[1]) / 1000.0 + fault["latency_ms"] / 1000.0)
         if fault["error_rate"] and random.random() < fault["error_rate"]:
             log.error("%s: injected error", self.server.name)
             return 500, "injected error"
-        if self.server.settings is not None:
-            problem = self.server.settings.problem()
-            if problem is not None:
-                log.error("%s: bad configuration: %s", self.server.name, problem)
-                return 500, f"config: {problem}"
         for peer, url in self.server.calls.items():
             error = call(self.server.telemetry, peer, url)
             if error is not None:
@@ -199,6 +196,15 @@ class Handler(BaseHTTPRequestHandler):
             if error is not None:
                 log.error("%s: database read failed: %s", self.server.name, error)
                 return 500, f"db: {error}"
+        # The configuration is used last (pricing the answer), so a bad push fails this
+        # service's answers while its dependencies still see their usual traffic.
+        return self._price()
+
+    def _price(self) -> tuple[int, str | None]:
+        problem = None if self.server.settings is None else self.server.settings.problem()
+        if problem is not None:
+            log.error("%s: bad configuration: %s", self.server.name, problem)
+            return 500, f"config: {problem}"
         return 200, None
 
 

@@ -1,34 +1,44 @@
-"""Carry a decided incident through approval, the safety gate, healing and verification.
+"""Carry a decided incident through approval, the plan, the safety gate, healing and verification.
 
 ::
 
     Decision ─► no playbook ──────────────────────────────► escalated
              ─► needs approval ─► awaiting-approval ─► (approved) ─┐   (expired) ─► escalated
-             ─► gate: permit ◄─────────────────────────────────────┘
+             ─► open: next tick, in plan order ◄───────────────────┘
+                      │ waits for: an open incident on a node it calls → next tick
                       │ refusal: locked / backoff / concurrency → retried next tick
                       │ refusal: budget spent → escalated
                       ▼
-                   healing (worker thread) ─► step failed → rolled back → failed
+                   healing (worker thread; each step journaled before it runs)
+                      │ step failed → rolled back → failed
                       ▼
                    verifying ─► criteria hold → resolved;  deadline passed → rollback → failed
+
+After a crash, ``recover`` reloads the open incidents from the record and reconciles the
+journal (see ``selfheal_kg.act.journal``): a step whose effect is visible is marked done and
+not repeated, one that did not happen is resumed, and the incident goes on to verification.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+from selfheal_kg.act.executor import ActionReport, Executor, Params
 from selfheal_kg.act.heal import Healer, StepLike
+from selfheal_kg.act.journal import Entry, Journal, State, Verdict, reconcile, restore_incidents
+from selfheal_kg.act.plan import PlanItem, build_plan, plan_step_triples
 from selfheal_kg.act.safety import Permit, Refusal, SafetyGate
 from selfheal_kg.act.verify import CriterionLike, LiveView, verify
 from selfheal_kg.clock import Clock
 from selfheal_kg.decide.choose import PlaybookLike
 from selfheal_kg.errors import NotFound
 from selfheal_kg.incident import CLOSED, Incident, IncidentBook, Status
-from selfheal_kg.model import Outcome, StepResult
+from selfheal_kg.kg.store import KnowledgeStore
+from selfheal_kg.model import FactValue, Outcome, StepResult
 
 
 class PlaybookFull(PlaybookLike, Protocol):
@@ -43,6 +53,7 @@ class PlaybookFull(PlaybookLike, Protocol):
 
 
 Emit = Callable[[str, dict[str, object]], None]
+Edges = Callable[[], Iterable[tuple[str, str]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +63,49 @@ class Approval:
     incident: str
     requested_at: float
     expires_at: float
+
+
+@dataclass(slots=True)
+class _Run:
+    """One repair run: where the journal's next intent goes."""
+
+    incident: str
+    playbook: str
+    target: str
+    steps: Sequence[StepLike]
+    next_step: int
+    entry: int | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class _Journaled:
+    """An executor that commits a step's intent (with its rollback point) before it runs."""
+
+    def __init__(self, inner: Executor, journal: Journal, run: _Run, clock: Clock) -> None:
+        self.actions = inner.actions
+        self._inner, self._journal, self._run, self._clock = inner, journal, run, clock
+
+    def snapshot(self, action: str, target: str, params: Params) -> dict[str, FactValue]:
+        """Capture the rollback point, then journal the intent (the healer executes next)."""
+        point = self._inner.snapshot(action, target, params)
+        run = self._run
+        st = run.steps[run.next_step - 1] if run.next_step <= len(run.steps) else None
+        timeout = float(getattr(st, "timeout_seconds", 30.0))
+        with run.lock:
+            run.entry = self._journal.intent(
+                incident=run.incident, target=target, playbook=run.playbook,
+                step=run.next_step, action=action, params=params, rollback_point=point,
+                timeout=timeout, at=self._clock.now(),
+            )
+        return point
+
+    def execute(self, action: str, target: str, params: Params) -> ActionReport:
+        """Carry out the action through the wrapped executor."""
+        return self._inner.execute(action, target, params)
+
+    def restore(self, target: str, state: Mapping[str, FactValue]) -> ActionReport:
+        """Restore through the wrapped executor."""
+        return self._inner.restore(target, state)
 
 
 class RepairFlow:
@@ -81,14 +135,53 @@ class RepairFlow:
         self.dry_run = dry_run
         self.approval_ttl = approval_ttl
         self.approvals: dict[str, Approval] = {}
+        self.journal: Journal | None = None
+        self._executors: Mapping[str, Executor] = {}
+        self._edges: Edges | None = None
+        self._recovering: set[str] = set()
+        self._planned: set[str] = set()
         self._pool = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="heal")
         self._futures: list[Future[None]] = []
         self._lock = threading.Lock()
 
+    # -- configuration ------------------------------------------------------------------
+
+    def order_by(self, edges: Edges) -> None:
+        """Order concurrent repairs by the call graph ``edges`` (caller, callee)."""
+        self._edges = edges
+
+    def use_journal(self, journal: Journal, executors: Mapping[str, Executor]) -> None:
+        """Journal every step of ``executors`` in ``journal`` before it runs."""
+        self.journal = journal
+        self._executors = dict(executors)
+
+    def recover(
+        self, journal: Journal, executors: Mapping[str, Executor], store: KnowledgeStore
+    ) -> list[Incident]:
+        """Journal from now on, reload the open incidents, and queue interrupted repairs.
+
+        Healing incidents are reconciled on the following ticks (``tick``); the journal of
+        incidents that are no longer open is closed. Returns the restored incidents.
+        """
+        self.use_journal(journal, executors)
+        now = self.clock.now()
+        restored = restore_incidents(store, self.book)
+        for inc in restored:
+            if inc.status is Status.AWAITING_APPROVAL:
+                self.approvals[inc.id] = Approval(inc.id, now, now + self.approval_ttl)
+            elif inc.status is Status.HEALING:
+                self._recovering.add(inc.id)
+            elif inc.status is Status.VERIFYING:
+                inc.repaired_at = now
+        open_ids = {i.id for i in self.book.open_incidents()}
+        for incident in {e.incident for e in journal.in_flight()} - open_ids:
+            journal.close_incident(incident, now)
+        return restored
+
     # -- entry points -------------------------------------------------------------------
 
     def start(self, inc: Incident, now: float) -> None:
-        """Act on a freshly decided incident."""
+        """Act on a freshly decided incident; healing starts at the next ``tick``, in plan order."""
         decision = inc.decision
         if decision is None:
             return
@@ -99,8 +192,6 @@ class RepairFlow:
             self.approvals[inc.id] = Approval(inc.id, now, now + self.approval_ttl)
             self.book.set_status(inc, Status.AWAITING_APPROVAL)
             self.emit("approval", {"incident": inc, "expires_at": now + self.approval_ttl})
-            return
-        self._try_heal(inc, now)
 
     def approve(self, incident_id: str, approver: str, now: float) -> Incident:
         """Approve a pending repair; raise ``NotFound`` when nothing waits for approval."""
@@ -118,14 +209,19 @@ class RepairFlow:
         return inc
 
     def heal_now(self, inc: Incident, now: float, *, dry_run: bool) -> None:
-        """Run the decided playbook for ``inc`` now (the heal API), dry or for real."""
-        self._try_heal(inc, now, dry_run=dry_run)
+        """Run the decided playbook for ``inc`` now (the heal API), dry or for real.
+
+        A person asked for it: the plan's ordering is not applied, the safety gate is.
+        """
+        self._try_heal(inc, now, dry_run=dry_run, planned=False)
 
     def tick(self, now: float) -> None:
-        """Retry gated repairs, expire approvals, verify repairs in progress."""
+        """Start planned repairs, resume recovered ones, expire approvals, verify."""
         for inc in self.book.open_incidents():
             if inc.status is Status.OPEN and inc.decision is not None:
                 self._try_heal(inc, now)
+            elif inc.status is Status.HEALING and inc.id in self._recovering:
+                self._resume(inc, now)
             elif inc.status is Status.AWAITING_APPROVAL:
                 pending = self.approvals.get(inc.id)
                 if pending is not None and now > pending.expires_at:
@@ -135,15 +231,44 @@ class RepairFlow:
             elif inc.status is Status.VERIFYING:
                 self._verify(inc, now)
 
+    # -- plan ---------------------------------------------------------------------------
+
+    def _waits(self, inc: Incident) -> bool:
+        """Whether an open incident on a node ``inc``'s target calls must finish first."""
+        if self._edges is None:
+            return False
+        decided = [i for i in self.book.open_incidents()
+                   if i.decision is not None and i.decision.chosen is not None]
+        if len(decided) < 2 or inc not in decided:
+            return False
+        items = [PlanItem(i.id, i.decision.chosen.target, i.opened)  # type: ignore[union-attr]
+                 for i in decided]
+        plan = build_plan(items, self._edges())
+        waits = plan.waits_for(inc.id)
+        if inc.id not in self._planned:
+            self._planned.add(inc.id)
+            self.book.recorder.add(plan_step_triples(plan, inc.id))
+            if waits:
+                self.emit("plan", {"incident": inc, "waits_for": sorted(waits)})
+        return bool(waits)
+
     # -- healing ------------------------------------------------------------------------
 
-    def _try_heal(self, inc: Incident, now: float, *, dry_run: bool | None = None) -> None:
+    def _playbook(self, inc: Incident, now: float) -> PlaybookFull | None:
         assert inc.decision is not None and inc.decision.chosen is not None
         pb = self.playbooks().get(inc.decision.chosen.playbook)
         if pb is None:
             self._close(inc, Outcome(inc.id, False, None, "playbook no longer loaded"), now,
                         Status.ESCALATED)
+        return pb
+
+    def _try_heal(
+        self, inc: Incident, now: float, *, dry_run: bool | None = None, planned: bool = True
+    ) -> None:
+        pb = self._playbook(inc, now)
+        if pb is None or (planned and self._waits(inc)):
             return
+        assert inc.decision is not None and inc.decision.chosen is not None
         target = inc.decision.chosen.target
         dry = self.dry_run if dry_run is None else dry_run
         got = self.gate.acquire(target)
@@ -151,8 +276,16 @@ class RepairFlow:
             self._refused(inc, got, now)
             return
         self.book.set_status(inc, Status.HEALING)
+        self._submit(inc, pb, target, got, dry, first=1, prior=())
+
+    def _submit(
+        self, inc: Incident, pb: PlaybookFull, target: str, permit: Permit, dry: bool,
+        *, first: int, prior: Sequence[StepResult],
+    ) -> None:
         with self._lock:
-            self._futures.append(self._pool.submit(self._heal, inc, pb, target, got, dry))
+            self._futures.append(
+                self._pool.submit(self._heal, inc, pb, target, permit, dry, first, prior)
+            )
 
     def _refused(self, inc: Incident, refusal: Refusal, now: float) -> None:
         if refusal.escalate:
@@ -162,33 +295,121 @@ class RepairFlow:
             inc.refusal = refusal.reason
             self.emit("gate", {"incident": inc, "refusal": refusal})
 
+    def _record(self, inc: Incident, result: StepResult, phase: str) -> None:
+        self.book.add_step(inc, result, phase)
+        self.emit("step", {"incident": inc, "step": result, "phase": phase})
+
+    def _runner(self, run: _Run, dry: bool) -> Healer:
+        """Return the healer for one run: journaling when a journal is configured."""
+        if self.journal is None or dry:
+            return self.healer
+        wrapped = {a: _Journaled(ex, self.journal, run, self.clock)
+                   for a, ex in self._executors.items()}
+        return Healer(wrapped, self.clock)
+
     def _heal(
-        self, inc: Incident, pb: PlaybookFull, target: str, permit: Permit, dry: bool
+        self, inc: Incident, pb: PlaybookFull, target: str, permit: Permit, dry: bool,
+        first: int = 1, prior: Sequence[StepResult] = (),
     ) -> None:
+        run = _Run(inc.id, pb.id, target, pb.steps, first)
+        healer = self._runner(run, dry)
+        offset = first - 1
+
         def on_step(result: StepResult, phase: str) -> None:
-            self.book.add_step(inc, result, phase)
-            self.emit("step", {"incident": inc, "step": result, "phase": phase})
+            result = replace(result, step=result.step + offset)
+            if phase == "repair":
+                with run.lock:
+                    entry, run.entry, run.next_step = run.entry, None, result.step + 1
+                if entry is not None and self.journal is not None:
+                    self.journal.finish(entry, ok=result.ok, at=result.ended, detail=result.detail)
+            self._record(inc, result, phase)
 
         ok = False
         try:
-            run = self.healer.run(pb.steps, target, on_step, dry_run=dry)
-            ok = run.ok
-            now = self.clock.now()
-            inc.repaired_at = now
-            inc.permit = permit
-            if not run.ok:
-                reason = "a repair step failed; rolled back" if run.rolled_back else (
-                    "a repair step failed")
-                self._close(inc, Outcome(inc.id, False, None, reason), now, Status.FAILED)
-            elif dry:
-                reason = "dry run: steps recorded, nothing executed"
-                self._close(inc, Outcome(inc.id, True, None, reason), now, Status.RESOLVED)
-            else:
-                self.book.set_status(inc, Status.VERIFYING)
+            result = healer.run(pb.steps[offset:], target, on_step, dry_run=dry)
+            ok = result.ok
+            if not ok and prior:
+                healer.rollback(prior, target, lambda r, ph: self._record(inc, r, ph))
+            self._repaired(inc, result.ok, bool(result.rolled_back or prior), dry, permit)
         finally:
             if not ok or dry:
                 self.gate.release(permit, success=ok)
                 inc.permit = None
+
+    def _repaired(
+        self, inc: Incident, ok: bool, rolled_back: bool, dry: bool, permit: Permit
+    ) -> None:
+        now = self.clock.now()
+        inc.repaired_at = now
+        inc.permit = permit
+        if not ok:
+            reason = "a repair step failed; rolled back" if rolled_back else "a repair step failed"
+            self._close(inc, Outcome(inc.id, False, None, reason), now, Status.FAILED)
+        elif dry:
+            reason = "dry run: steps recorded, nothing executed"
+            self._close(inc, Outcome(inc.id, True, None, reason), now, Status.RESOLVED)
+        else:
+            self.book.set_status(inc, Status.VERIFYING)
+
+    # -- recovery -----------------------------------------------------------------------
+
+    def _resume(self, inc: Incident, now: float) -> None:
+        """Reconcile an interrupted repair: finish it, resume it, or roll it back."""
+        pb = self._playbook(inc, now)
+        if pb is None or self.journal is None:
+            return
+        entries = [e for e in self.journal.entries(inc.id)
+                   if not e.closed and e.state is not State.SUPERSEDED]
+        done = [e for e in entries if e.state is State.DONE]
+        last = entries[-1] if entries else None
+        next_step = 1 if last is None else last.step + 1
+        if last is not None and last.state is State.FAILED:
+            self._recovered_failure(inc, done, now)
+            return
+        if last is not None and last.state is State.INTENT:
+            verdict = reconcile(last, self._executors.get(last.action), self.live, now)
+            if verdict is Verdict.UNKNOWN:
+                return  # the effect may still be coming; ask again next tick
+            if verdict is Verdict.APPLIED:
+                detail = "effect visible after a restart: marked done, not repeated"
+                self.journal.finish(last.id, ok=True, at=now, detail=detail)
+                self._record(inc, _result(last, now, True, detail), "repair")
+                done.append(last)
+            else:
+                self.journal.supersede(last.id, at=now)
+                next_step = last.step
+        self._continue(inc, pb, next_step, [_result(e, e.updated, True, e.detail) for e in done],
+                       now)
+
+    def _continue(
+        self, inc: Incident, pb: PlaybookFull, next_step: int, prior: list[StepResult],
+        now: float,
+    ) -> None:
+        assert inc.decision is not None and inc.decision.chosen is not None
+        target = inc.decision.chosen.target
+        if next_step > len(pb.steps):
+            self._recovering.discard(inc.id)
+            inc.repaired_at = now
+            self.book.set_status(inc, Status.VERIFYING)
+            return
+        got = self.gate.acquire(target)
+        if isinstance(got, Refusal):
+            self._refused(inc, got, now)
+            return
+        self._recovering.discard(inc.id)
+        self._submit(inc, pb, target, got, False, first=next_step, prior=prior)
+
+    def _recovered_failure(self, inc: Incident, done: list[Entry], now: float) -> None:
+        """A step had failed before the crash: finish its rollback (restores are idempotent)."""
+        self._recovering.discard(inc.id)
+        assert inc.decision is not None and inc.decision.chosen is not None
+        prior = [_result(e, e.updated, True, e.detail) for e in done]
+        self.healer.rollback(prior, inc.decision.chosen.target,
+                             lambda r, ph: self._record(inc, r, ph))
+        reason = "a repair step failed; rolled back after a restart"
+        self._close(inc, Outcome(inc.id, False, None, reason), now, Status.FAILED)
+
+    # -- verification -------------------------------------------------------------------
 
     def _verify(self, inc: Incident, now: float) -> None:
         assert inc.decision is not None and inc.decision.chosen is not None
@@ -217,6 +438,9 @@ class RepairFlow:
         if inc.status in CLOSED:
             return
         self.book.close(inc, outcome, now, status)
+        self._recovering.discard(inc.id)
+        if self.journal is not None:
+            self.journal.close_incident(inc.id, now)
         self.emit("outcome", {"incident": inc, "outcome": outcome})
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -233,3 +457,12 @@ class RepairFlow:
     def close(self) -> None:
         """Stop the workers after the running steps finish."""
         self._pool.shutdown(wait=True)
+
+
+def _result(entry: Entry, ended: float, ok: bool, detail: str) -> StepResult:
+    """Rebuild the result of a journaled step (for the record and for rollback)."""
+    return StepResult(
+        step=entry.step, action=entry.action, target=entry.target, params=dict(entry.params),
+        started=entry.created, ended=ended, ok=ok, detail=detail,
+        rollback_point=entry.rollback_point,
+    )

@@ -116,7 +116,7 @@ FAULTS: dict[str, Fault] = {
     "latency": AdminFault("latency", "latency_ms", 500.0, 60_000.0),
     "errors": AdminFault("errors", "error_rate", 0.5, 1.0),
     "bad-config": BadConfig(),
-    "slow-leaf": AdminFault("slow-leaf", "latency_ms", 400.0, 60_000.0),
+    "slow-leaf": AdminFault("slow-leaf", "latency_ms", 300.0, 60_000.0),
     "provider-outage": AdminFault("provider-outage", "error_rate", 1.0, 1.0),
 }
 

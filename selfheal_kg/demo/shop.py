@@ -10,6 +10,7 @@ when it changes; a configuration push and its rollback go through that file).
 from __future__ import annotations
 
 import json
+import random
 import re
 import socket
 import sys
@@ -116,7 +117,7 @@ class LoadStats:
 
 
 class LoadGenerator:
-    """Open-loop load: ``rate`` GET requests per second on ``url``, from a thread pool.
+    """Open-loop load: Poisson arrivals, ``rate`` GET requests per second on ``url`` on average.
 
     A tick finding every worker busy is skipped (and counted), so a slow shop gets less
     load rather than an ever-growing queue.
@@ -157,8 +158,10 @@ class LoadGenerator:
             self._counts[key] += 1
 
     def _pace(self) -> None:
-        # Real load on real processes: paced on the monotonic clock.
-        period = 1.0 / self.rate
+        # Real load on real processes: paced on the monotonic clock. Arrivals are a Poisson
+        # process, as independent users make them: the per-second counts vary naturally, so
+        # a baseline learnt from them is not a constant that any jitter would break.
+        rng = random.Random()  # noqa: S311 (arrival times of test load, not secrets)
         next_at = time.monotonic()
         while not self._stop.is_set():
             if self._slots.acquire(blocking=False):
@@ -166,7 +169,7 @@ class LoadGenerator:
                 self._pool.submit(self._one)
             else:
                 self._count("skipped")
-            next_at += period
+            next_at += rng.expovariate(self.rate)
             self._stop.wait(max(0.0, next_at - time.monotonic()))
 
     def _one(self) -> None:

@@ -45,6 +45,8 @@ SCENARIOS: dict[str, tuple[str, str]] = {
     # the third-party payment provider fails: nothing selfheal may do, escalated to a human
     "provider-outage": ("payment", "payment"),
 }
+# faults whose right outcome is an escalation to a human, not a repair
+ESCALATES = frozenset({"provider-outage"})
 APPROVER = "demo-operator"
 
 SUMMARY_QUERY = """PREFIX shk: <https://w3id.org/selfheal-kg/ontology#>
@@ -76,6 +78,15 @@ class FaultRun:
     outcome: Outcome | None = None
     incident: str | None = None
     done: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def as_expected(self) -> bool:
+        """Whether RCA found the expected root and the outcome is the expected one."""
+        if self.outcome is None or self.root != self.expected_root:
+            return False
+        if self.fault in ESCALATES:
+            return not self.outcome.success and self.playbook is None
+        return self.outcome.success
 
     def after(self, t: float | None) -> str:
         """Seconds since injection, for the table."""
@@ -268,6 +279,12 @@ def _clean_up(shop: Shop, injected: faults.Injected, run: FaultRun) -> None:
     faults.revert(shop, injected)
 
 
+def _verdict(run: FaultRun, ok: bool) -> str:
+    if run.fault in ESCALATES and run.as_expected:
+        return "[yellow]escalated (as it should)[/]"
+    return "[green]healed[/]" if ok else "[red]not healed[/]"
+
+
 def _summary(console: Console, runs: list[FaultRun], runtime: Runtime) -> None:
     table = Table(title="summary")
     for col in (
@@ -291,7 +308,7 @@ def _summary(console: Console, runs: list[FaultRun], runtime: Runtime) -> None:
             r.playbook or "-",
             r.after(r.healed_at),
             "yes" if r.rolled_back else "no",
-            "[green]healed[/]" if ok else "[red]not healed[/]",
+            _verdict(r, ok),
         )
     console.print(table)
     console.print("Reproduce it from the graph (selfheal query, or GET/POST /sparql):")

@@ -6,12 +6,16 @@ clears after ``min_clear`` consecutive points at or below ``clear``. An episode 
 to ``clear`` before confirmation is forgotten. Two levels plus minimum durations mean a score
 oscillating around ``fire`` yields one signal, not one per crossing.
 
+Each series may have its own fire level (``set_level``, or a ``levels`` provider such as
+``learn.thresholds.ThresholdTuner.levels``): a series that produced confirmed false positives
+fires later than the others. Removing the level gives the default back.
+
 State lives in numpy arrays; Python only touches the series whose signal opens or clears.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -29,6 +33,8 @@ class SignalTracker:
         min_fire: points at ``fire`` needed (within one episode) to open a signal.
         min_clear: consecutive points at ``clear`` needed to clear it.
         detector: detector name written into the signals.
+        levels: per-series fire levels, read before every update (keep it cheap: cache);
+            ``set_level`` overrides what it gives.
     """
 
     def __init__(
@@ -38,6 +44,7 @@ class SignalTracker:
         min_fire: int = 2,
         min_clear: int = 3,
         detector: str = "robust_z",
+        levels: Callable[[], Mapping[str, float]] | None = None,
     ) -> None:
         if not 0 <= clear < fire <= 1:
             raise ValueError("need 0 <= clear < fire <= 1")
@@ -49,7 +56,53 @@ class SignalTracker:
         self._fired = np.zeros(0, dtype=np.intp)
         self._calm = np.zeros(0, dtype=np.intp)
         self._active = np.zeros(0, dtype=bool)
+        self._fire: FloatArray = np.zeros(0)
         self._open: dict[str, Signal] = {}
+        self._source = levels
+        self._pulled: dict[str, float] = {}
+        self._manual: dict[str, float] = {}
+
+    # -- per-series fire levels ---------------------------------------------------------
+
+    def level(self, series: str) -> float:
+        """Return the fire level in force for ``series``."""
+        return self._manual.get(series, self._pulled.get(series, self.fire))
+
+    def set_level(self, series: str, level: float | None) -> None:
+        """Set the fire level of one series (``None``: back to the provider or default).
+
+        Raises:
+            ValueError: ``level`` is not in ``(clear, 1]``.
+        """
+        if level is None:
+            self._manual.pop(series, None)
+        else:
+            self._manual[series] = self._checked(series, level)
+        self._apply(series)
+
+    def _checked(self, series: str, level: float) -> float:
+        if not self.clear < level <= 1:
+            raise ValueError(
+                f"fire level {level!r} for series {series!r} must be in ({self.clear}, 1]"
+            )
+        return float(level)
+
+    def _sync_levels(self) -> None:
+        """Pull the provider's levels; touch only the series whose level changed."""
+        if self._source is None:
+            return
+        wanted = {s: self._checked(s, v) for s, v in self._source().items()}
+        if wanted == self._pulled:
+            return
+        changed = {s for s in wanted.keys() | self._pulled.keys()
+                   if wanted.get(s) != self._pulled.get(s)}
+        self._pulled = wanted
+        for s in changed:
+            self._apply(s)
+
+    def _apply(self, series: str) -> None:
+        (row,) = self._rows([series]).tolist()
+        self._fire[row] = self.level(series)
 
     def active(self) -> list[Signal]:
         """Return the signals open now."""
@@ -70,6 +123,7 @@ class SignalTracker:
     ) -> tuple[list[Signal], list[Signal]]:
         """Advance every series by one point; return the signals (opened, cleared)."""
         vals = as_values(values, len(series))
+        self._sync_levels()
         rows = self._rows(series)
         s = scores.score
         opening, clearing = self._step(t, rows, s)
@@ -90,6 +144,7 @@ class SignalTracker:
         self._fired = grow(self._fired, size, 0)
         self._calm = grow(self._calm, size, 0)
         self._active = grow(self._active, size, False)
+        self._fire = grow(self._fire, size, self.fire)
         return rows
 
     def _step(self, t: float, rows: np.ndarray, s: FloatArray) -> tuple[np.ndarray, np.ndarray]:
@@ -100,7 +155,7 @@ class SignalTracker:
         # An idle series above `clear` starts (or continues) an episode; below, it forgets it.
         onset = np.where(~active & above & np.isnan(onset), t, onset)
         onset = np.where(~active & ~above, np.nan, onset)
-        fired = np.where(active | ~above, 0, self._fired[rows] + (s >= self.fire))
+        fired = np.where(active | ~above, 0, self._fired[rows] + (s >= self._fire[rows]))
         calm = np.where(active & ~above, self._calm[rows] + 1, 0)
         opening = ~active & (fired >= self.min_fire)
         clearing = active & (calm >= self.min_clear)

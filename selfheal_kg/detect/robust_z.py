@@ -13,9 +13,13 @@ scored is never part of its own baseline::
 The floors keep a flat series (MAD = 0) from turning the smallest wiggle into an alarm.
 A series scores 0 until it holds ``min_points`` values.
 
-Defaults (window 60, z_low 2.5, z_full 4.0, rel_floor 0.001) were tuned on the Merlion
-synthetic set (``bench/merlion_report.py``): its anomalies are long, moderate shifts of 2-4
-noise standard deviations, which z_full 6 missed almost entirely.
+Defaults (window 60, z_low 2.5, z_full 4.0) were tuned on the Merlion synthetic set
+(``bench/merlion_report.py``): its anomalies are long, moderate shifts of 2-4 noise standard
+deviations, which z_full 6 missed almost entirely. ``rel_floor`` 0.05 is a minimum effect
+size: a series must move by more than ~12 % of its median (2.5 x 5 %) before it scores at all.
+Steady production traffic (a paced load, a fixed request rate) has a MAD near zero, and
+without this floor a 5 % wobble scored 1.0 in the demo; on Merlion the floor raised
+point-adjusted precision from 0.57 to 0.72 at the same F1.
 """
 
 from __future__ import annotations
@@ -62,7 +66,7 @@ class RobustZ:
         z_full: float = 4.0,
         *,
         z_low: float = 2.5,
-        rel_floor: float = 0.001,
+        rel_floor: float = 0.05,
         abs_floor: float = 1e-9,
     ) -> None:
         if not 2 <= min_points <= window:

@@ -43,9 +43,8 @@ class _QuietHost(durable_engine.Host):  # type: ignore[misc]  # durable is untyp
 def fact_payload(fact: Fact, program: DurableProgram) -> dict[str, FactValue]:
     """Return the message posted to durable for ``fact``: attrs, derived regex tests, sid."""
     # keys durable reserves or that could spoof a derived attribute are dropped
-    data = {
-        k: v for k, v in fact.as_dict().items() if k != "sid" and not k.startswith(_RESERVED)
-    }
+    data = {k: v for k, v in fact.attrs.items() if k != "sid" and not k.startswith(_RESERVED)}
+    data["id"], data["type"] = fact.id, fact.type
     if program.regexes:
         data.update(derived_attrs(program.regexes, data))
     data["sid"] = _SID

@@ -114,6 +114,8 @@ class _Gate:
 
     def forget_fact(self, fact_id: str) -> None:
         """Drop counted matches that used a retracted fact."""
+        if not self.windows:
+            return
         for key, window in list(self.windows.items()):
             kept = deque(e for e in window if all(fid != fact_id for _, fid in e[1].bound))
             self._store(key, kept)
@@ -249,6 +251,8 @@ class EngineCore(ABC):
         return self._fire(self._matcher.retract_fact(fact))
 
     def _fire(self, matches: Iterable[Match]) -> list[Firing]:
+        if not matches:  # the common case (an empty list): no rule newly satisfied
+            return []
         firings: list[Firing] = []
         for match in matches:
             rule = self._rules[match.rule]
@@ -272,7 +276,10 @@ class EngineCore(ABC):
             rule, _key(throttle.group_by, bound), self._now
         ):
             return []
-        facts = _unique_facts(self._bound(m) for m in group if self._alive(m))
+        if len(group) == 1 and group[0] is match:  # no window: the match's own facts
+            facts = _unique_facts((bound,))
+        else:
+            facts = _unique_facts(self._bound(m) for m in group if self._alive(m))
         return [self._firing(rule, call.name, call.params, bound, facts) for call in rule.actions]
 
     def _firing(
@@ -311,6 +318,8 @@ def _action_names(rule: Rule) -> str:
 
 
 def _ordered(firings: list[Firing]) -> list[Firing]:
+    if len(firings) < 2:  # the common case: nothing to order, skip building sort keys
+        return list(firings)
     return sorted(firings, key=_order_key)
 
 

@@ -7,7 +7,7 @@ refused change comes back as a ``Conflict``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
@@ -18,6 +18,7 @@ from rdflib.plugins.parsers.notation3 import BadSyntax
 
 from selfheal_kg.errors import TurtleSyntaxError
 from selfheal_kg.kg.namespaces import SHK, SPARQL_PREFIXES, TOPOLOGY_GRAPH, node_iri
+from selfheal_kg.kg.shacl import show_term, validate
 from selfheal_kg.kg.store import KnowledgeStore, SelectResult, Triple
 
 NODE_CLASSES = ("Service", "ServiceInstance", "Host", "Database", "Queue", "ExternalService")
@@ -32,6 +33,7 @@ class Conflict:
     caller: str
     callee: str
     reason: str
+    kind: str = "declared"  # "declared", "ambiguous" or "shacl"
 
 
 class EdgeLike(Protocol):
@@ -201,55 +203,108 @@ def _edge_state(
     return exists, first if isinstance(first, Literal) else None
 
 
+@dataclass
+class _Plan:
+    """The writes of one batch, per node and per edge, so a refused edge can be left out."""
+
+    node_deletes: dict[URIRef, list[Triple]] = field(default_factory=dict)
+    node_inserts: dict[URIRef, list[Triple]] = field(default_factory=dict)
+    # (caller, callee) → (caller node, callee node, record, triples of the edge)
+    edges: dict[tuple[str, str], tuple[URIRef, URIRef, URIRef, list[Triple]]] = field(
+        default_factory=dict
+    )
+
+    def writes(self) -> tuple[list[Triple], list[Triple]]:
+        """Return (deletes, inserts) of the edges still planned and of the nodes they touch."""
+        deletes: list[Triple] = []
+        inserts: list[Triple] = []
+        touched: set[URIRef] = set()
+        for a, b, rec, triples in self.edges.values():
+            touched |= {a, b}
+            deletes.append((rec, SHK.lastSeen, _ANY))
+            inserts += triples
+        for n in sorted(touched):
+            deletes += self.node_deletes.get(n, [])
+            inserts += self.node_inserts.get(n, [])
+        return deletes, inserts
+
+
 def add_discovered_edges(
-    store: KnowledgeStore, found: Iterable[FoundEdge], now: float
+    store: KnowledgeStore,
+    found: Iterable[FoundEdge],
+    now: float,
+    *,
+    shapes: rdflib.Graph | None = None,
+    ontology: rdflib.Graph | None = None,
 ) -> list[Conflict]:
     """Record edges seen in traces at time ``now``.
 
     Args:
         found: (caller name, callee name) pairs, or objects with ``caller``, ``callee`` and
             optionally ``callee_kind`` (e.g. ``"database"``).
+        shapes: when given, the touched nodes are SHACL-validated (focus nodes only) as they
+            would be after the write, and edges whose nodes violate a shape are not written.
+        ontology: mixed in for the validation (rdfs:subClassOf of the node classes).
 
     Unknown names become discovered nodes (``shk:Service`` unless the callee kind says
     otherwise); known ones keep their declared description. Returns the edges left alone:
-    declared already, or naming an ambiguous node.
+    declared already (kind "declared"), naming an ambiguous node ("ambiguous"), or refused
+    by SHACL ("shacl").
     """
     kinds = _normalise(found)
-    pairs = sorted(kinds)
-    known = _resolve(store, {n for p in pairs for n in p})
+    known = _resolve(store, {n for p in kinds for n in p})
     seen = _xsd_time(now)
+    plan = _Plan()
     conflicts: list[Conflict] = []
-    deletes: list[Triple] = []
-    inserts: list[Triple] = []
-    for caller, callee in pairs:
-        ends = [
-            _endpoint(
-                name, kind, known.setdefault(name, []), seen=seen, deletes=deletes, inserts=inserts
-            )
+    for caller, callee in sorted(kinds):
+        a, b = (
+            _endpoint(name, kind, known.setdefault(name, []), seen=seen, plan=plan)
             for name, kind in ((caller, "Service"), (callee, kinds[(caller, callee)]))
-        ]
-        if ends[0] is None or ends[1] is None:
-            conflicts.append(Conflict(caller, callee, "name matches several declared nodes"))
+        )
+        if a is None or b is None:
+            reason = "name matches several declared nodes"
+            conflicts.append(Conflict(caller, callee, reason, "ambiguous"))
             continue
         rec = node_iri("call", caller, callee)
-        exists, first = _edge_state(store, ends[0], ends[1], rec)
+        exists, first = _edge_state(store, a, b, rec)
         if exists and first is None:
             conflicts.append(Conflict(caller, callee, "edge is declared; declared edge kept"))
             continue
-        deletes.append((rec, SHK.lastSeen, _ANY))
-        inserts += _call_record(rec, ends[0], ends[1], first or seen, seen)
-    _write(store, deletes, inserts)
+        plan.edges[(caller, callee)] = (a, b, rec, _call_record(rec, a, b, first or seen, seen))
+    if shapes is not None and plan.edges:
+        conflicts += _refuse_invalid(store, plan, shapes, ontology)
+    _write(store, *plan.writes())
     return conflicts
 
 
+def _refuse_invalid(
+    store: KnowledgeStore, plan: _Plan, shapes: rdflib.Graph, ontology: rdflib.Graph | None
+) -> list[Conflict]:
+    """Validate the planned state of the touched nodes; drop the edges whose nodes violate."""
+    deletes, inserts = plan.writes()
+    data = rdflib.Graph()
+    for t in store.triples(TOPOLOGY_GRAPH):
+        data.add(t)
+    for s, p, o in deletes:
+        data.remove((s, p, None if o is _ANY else o))
+    for t in inserts:
+        data.add(t)
+    focus = sorted({n for a, b, rec, _ in plan.edges.values() for n in (a, b, rec)})
+    violations = validate(data, shapes, focus, ontology=ontology)
+    bad: dict[str, str] = {}
+    for v in violations:
+        bad.setdefault(v.focus, str(v))
+    refused: list[Conflict] = []
+    for pair, (a, b, rec, _) in list(plan.edges.items()):
+        why = [bad[k] for k in (show_term(a), show_term(b), show_term(rec)) if k in bad]
+        if why:
+            del plan.edges[pair]
+            refused.append(Conflict(*pair, "refused by SHACL: " + "; ".join(why), "shacl"))
+    return refused
+
+
 def _endpoint(
-    name: str,
-    kind: str,
-    matches: list[tuple[URIRef, str]],
-    *,
-    seen: Literal,
-    deletes: list[Triple],
-    inserts: list[Triple],
+    name: str, kind: str, matches: list[tuple[URIRef, str]], *, seen: Literal, plan: _Plan
 ) -> URIRef | None:
     """Pick the node for ``name``, creating or refreshing a discovered one; None when ambiguous."""
     distinct = {iri for iri, _ in matches}
@@ -257,22 +312,20 @@ def _endpoint(
         return None
     if distinct:
         iri, origin = matches[0]
-        if origin == "discovered":
-            deletes.append((iri, SHK.lastSeen, _ANY))
-            inserts.append((iri, SHK.lastSeen, seen))
+        if origin == "discovered" and iri not in plan.node_deletes:
+            plan.node_deletes[iri] = [(iri, SHK.lastSeen, _ANY)]
+            plan.node_inserts[iri] = [(iri, SHK.lastSeen, seen)]
         return iri
     iri = node_iri(kind.lower(), name)
-    if kind == "Service":
-        inserts.append((iri, SHK.serviceName, Literal(name)))
-    inserts.extend(
-        [
-            (iri, RDF.type, SHK[kind]),
-            (iri, RDFS.label, Literal(name)),
-            (iri, SHK.origin, Literal("discovered")),
-            (iri, SHK.firstSeen, seen),
-            (iri, SHK.lastSeen, seen),
-        ]
-    )
+    inserts: list[Triple] = [(iri, SHK.serviceName, Literal(name))] if kind == "Service" else []
+    inserts += [
+        (iri, RDF.type, SHK[kind]),
+        (iri, RDFS.label, Literal(name)),
+        (iri, SHK.origin, Literal("discovered")),
+        (iri, SHK.firstSeen, seen),
+        (iri, SHK.lastSeen, seen),
+    ]
+    plan.node_inserts[iri] = inserts
     matches.append((iri, "discovered"))  # later pairs in this batch reuse the new node
     return iri
 
@@ -301,3 +354,52 @@ def _write(store: KnowledgeStore, deletes: list[Triple], inserts: list[Triple]) 
         parts.append(f"INSERT DATA {{ GRAPH {g} {{ {body} }} }}")
     if parts:
         store.update(" ;\n".join(parts))
+
+
+class ShapesSource(Protocol):
+    """Where the current shapes and ontology are read (``KnowledgeLoader`` is one)."""
+
+    @property
+    def shapes(self) -> rdflib.Graph: ...
+
+    @property
+    def ontology(self) -> rdflib.Graph: ...
+
+
+class DiscoverySync:
+    """Writes span-discovered edges into the topology graph, SHACL-checked, and reports on it.
+
+    Args:
+        store: the knowledge store.
+        source: current shapes and ontology (re-read on every sync, so reloads apply).
+        max_conflicts: conflicts kept for ``health``.
+    """
+
+    def __init__(self, store: KnowledgeStore, source: ShapesSource, max_conflicts: int = 50):
+        self._store = store
+        self._source = source
+        self._max = max_conflicts
+        self.conflicts: list[Conflict] = []
+        self.refused = 0
+        self.synced_at: float | None = None
+
+    def sync(self, found: Iterable[FoundEdge], now: float) -> list[Conflict]:
+        """Write ``found`` as of ``now``; keep and return its conflicts (declared wins)."""
+        conflicts = add_discovered_edges(
+            self._store, found, now, shapes=self._source.shapes, ontology=self._source.ontology
+        )
+        self.refused += sum(c.kind == "shacl" for c in conflicts)
+        self.conflicts = conflicts[: self._max]
+        self.synced_at = now
+        return conflicts
+
+    def health(self) -> dict[str, object]:
+        """Return the latest sync's conflicts and the SHACL refusals so far, for /healthz."""
+        return {
+            "synced_at": self.synced_at,
+            "refused_by_shacl": self.refused,
+            "conflicts": [
+                {"caller": c.caller, "callee": c.callee, "kind": c.kind, "reason": c.reason}
+                for c in self.conflicts
+            ],
+        }

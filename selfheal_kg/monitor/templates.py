@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 from drain3 import TemplateMiner
@@ -57,6 +57,17 @@ class Template:
     new: bool
 
 
+@dataclass
+class _Service:
+    """Drain state of one service: its miner, when it was first seen, what it has shown."""
+
+    miner: TemplateMiner
+    since: float
+    templates: dict[int, Template] = field(default_factory=dict)
+    # digests of every template text shown, so a cluster Drain evicted and re-creates is old news
+    known: OrderedDict[str, None] = field(default_factory=OrderedDict)
+
+
 class LogTemplates:
     """Mines error-log bodies per service and reports templates first seen after a warm-up.
 
@@ -87,9 +98,8 @@ class LogTemplates:
         self._max_services = max_services
         self._max_chars = max_chars
         self._lock = threading.Lock()
-        self._miners: OrderedDict[str, tuple[TemplateMiner, float]] = OrderedDict()
-        self._templates: dict[tuple[str, int], Template] = {}
-        self._raised: dict[tuple[str, int], Signal] = {}
+        self._services: OrderedDict[str, _Service] = OrderedDict()
+        self._raised: dict[tuple[str, int], tuple[Signal, float]] = {}  # → (signal, last hit)
         self._outbox: list[Signal] = []
         self.lines = 0
         self.forgotten_services = 0
@@ -104,24 +114,27 @@ class LogTemplates:
             return None
         now = self._clock.now()
         with self._lock:
-            miner, since = self._miner(node, now)
-            result = miner.add_log_message(text)
+            svc = self._service(node, now)
+            result = svc.miner.add_log_message(text)
             self.lines += 1
-            key = (node, int(result["cluster_id"]))
+            cid = int(result["cluster_id"])
             shown = str(result["template_mined"])[: self._max_chars]
-            old = self._templates.get(key)
+            digest = hashlib.sha256(shown.encode()).hexdigest()[:16]
+            old = svc.templates.get(cid)
             if old is None:
-                is_new = result["change_type"] == "cluster_created" and (
-                    now - since >= self.warmup_seconds
-                )
-                tpl = Template(node, key[1], shown, log_time, log_time, 1, is_new)
+                is_new = digest not in svc.known and now - svc.since >= self.warmup_seconds
+                tpl = Template(node, cid, shown, log_time, log_time, 1, is_new)
+                self._prune(svc)
                 if is_new:
-                    self._raise(tpl, now)
+                    self._raise(tpl, digest, now)
             else:
                 tpl = replace(
                     old, text=shown, last_seen=max(old.last_seen, log_time), count=old.count + 1
                 )
-            self._templates[key] = tpl
+            svc.templates[cid] = tpl
+            self._remember(svc, digest)
+            if (node, cid) in self._raised:
+                self._raised[(node, cid)] = (self._raised[(node, cid)][0], now)
             return tpl
 
     def drain(self) -> list[Signal]:
@@ -129,10 +142,8 @@ class LogTemplates:
         now = self._clock.now()
         with self._lock:
             out, self._outbox = self._outbox, []
-            for key, signal in list(self._raised.items()):
-                tpl = self._templates.get(key)
-                last = tpl.last_seen if tpl is not None else signal.onset
-                if now - max(last, signal.detected_at) >= self.clear_after:
+            for key, (signal, last_hit) in list(self._raised.items()):
+                if now - last_hit >= self.clear_after:
                     del self._raised[key]
                     out.append(replace(signal, active=False, detected_at=now, value=0.0))
             return out
@@ -140,28 +151,45 @@ class LogTemplates:
     def templates(self, node: str | None = None) -> list[Template]:
         """Return the known templates (of ``node`` only, when given), oldest first."""
         with self._lock:
-            found = [t for t in self._templates.values() if node is None or t.node == node]
+            found = [
+                t
+                for name, svc in self._services.items()
+                if node is None or name == node
+                for t in svc.templates.values()
+            ]
         return sorted(found, key=lambda t: (t.node, t.first_seen, t.cluster_id))
 
-    def _miner(self, node: str, now: float) -> tuple[TemplateMiner, float]:
-        entry = self._miners.get(node)
-        if entry is None:
-            entry = (TemplateMiner(config=_config(self._max_clusters)), now)
-            self._miners[node] = entry
-            if len(self._miners) > self._max_services:
-                self._forget(self._miners.popitem(last=False)[0])
-        self._miners.move_to_end(node)
-        return entry
+    def _service(self, node: str, now: float) -> _Service:
+        svc = self._services.get(node)
+        if svc is None:
+            svc = _Service(TemplateMiner(config=_config(self._max_clusters)), now)
+            self._services[node] = svc
+            if len(self._services) > self._max_services:
+                self._forget(self._services.popitem(last=False)[0])
+        self._services.move_to_end(node)
+        return svc
 
     def _forget(self, node: str) -> None:
         self.forgotten_services += 1
-        for key in [k for k in self._templates if k[0] == node]:
-            del self._templates[key]
-            self._raised.pop(key, None)
+        for key in [k for k in self._raised if k[0] == node]:
+            del self._raised[key]
 
-    def _raise(self, tpl: Template, now: float) -> None:
+    def _prune(self, svc: _Service) -> None:
+        """Drop templates of clusters Drain has evicted (keeps ours bounded like Drain's)."""
+        if len(svc.templates) < self._max_clusters:
+            return
+        live = svc.miner.drain.id_to_cluster
+        for cid in [c for c in svc.templates if c not in live]:
+            del svc.templates[cid]
+
+    def _remember(self, svc: _Service, digest: str) -> None:
+        svc.known[digest] = None
+        svc.known.move_to_end(digest)
+        if len(svc.known) > 4 * self._max_clusters:
+            svc.known.popitem(last=False)
+
+    def _raise(self, tpl: Template, digest: str, now: float) -> None:
         series = f"{tpl.node}|{METRIC}"
-        digest = hashlib.sha256(tpl.text.encode()).hexdigest()[:16]
         signal = Signal(
             id=f"{series}|{digest}@{tpl.first_seen:.3f}",
             series=series,
@@ -175,7 +203,7 @@ class LogTemplates:
             value=1.0,
             baseline=0.0,
         )
-        self._raised[(tpl.node, tpl.cluster_id)] = signal
+        self._raised[(tpl.node, tpl.cluster_id)] = (signal, now)
         self._outbox.append(signal)
 
 

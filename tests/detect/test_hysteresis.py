@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from selfheal_kg.detect.base import Scores
 from selfheal_kg.detect.hysteresis import SignalTracker
@@ -57,3 +58,37 @@ def test_episode_forgotten_when_score_drops_before_confirmation() -> None:
     tr = SignalTracker()
     opened, _ = run(tr, [0.5, 0.9, 0.1, 0.4, 0.9, 0.9])
     assert opened[0].onset == 3.0
+
+
+def test_a_raised_level_for_one_series_stops_it_firing_and_is_reversible() -> None:
+    tr = SignalTracker()
+    tr.set_level("svc/latency", 0.9)
+    opened, _ = run(tr, [0.0] + [0.85] * 10)
+    assert opened == [] and tr.level("svc/latency") == 0.9
+    assert tr.level("other") == 0.8
+    tr.set_level("svc/latency", None)
+    opened, _ = run(tr, [0.85] * 3)
+    assert len(opened) == 1
+
+
+def test_levels_provider_is_followed_and_manual_level_wins() -> None:
+    levels: dict[str, float] = {"svc/latency": 0.9}
+    tr = SignalTracker(levels=lambda: levels)
+    assert run(tr, [0.0] + [0.85] * 5)[0] == []
+    levels.clear()  # the adjustment was reverted
+    assert len(run(tr, [0.85] * 3)[0]) == 1
+    tr2 = SignalTracker(levels=lambda: {"svc/latency": 0.9})
+    tr2.set_level("svc/latency", 0.82)
+    assert len(run(tr2, [0.0, 0.85, 0.85])[0]) == 1
+
+
+def test_a_level_outside_the_hysteresis_band_is_refused() -> None:
+    tr = SignalTracker()
+    with pytest.raises(ValueError, match="svc/latency"):
+        tr.set_level("svc/latency", 0.2)
+    with pytest.raises(ValueError, match="must be in"):
+        SignalTracker(levels=lambda: {"x": 1.5}).update(
+            0.0, ["x"], ["n"], ["m"],
+            Scores(np.array([0.1]), np.array([1], dtype=np.int8), np.array([1.0])),
+            np.array([1.0]),
+        )

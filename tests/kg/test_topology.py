@@ -136,3 +136,72 @@ def test_blank_nodes_in_topology_refused(tmp_path: Path) -> None:
     path.write_text("[] <http://e/p> <http://e/o> .\n", encoding="utf-8")
     with pytest.raises(TurtleSyntaxError, match="blank node"):
         topology.parse_turtle(path)
+
+
+def test_shacl_refuses_an_invalid_discovered_node_and_writes_nothing_of_it(
+    store: KnowledgeStore, loaded: KnowledgeLoader
+) -> None:
+    before = set(store.triples(TOPOLOGY_GRAPH))
+    evil = 'x> } ; DROP ALL ; <"'  # not a valid shk:serviceName
+    conflicts = topology.add_discovered_edges(
+        store, [("checkout", evil)], T0, shapes=loaded.shapes, ontology=loaded.ontology
+    )
+    assert [(c.caller, c.callee, c.kind) for c in conflicts] == [("checkout", evil, "shacl")]
+    assert "serviceName" in conflicts[0].reason
+    assert set(store.triples(TOPOLOGY_GRAPH)) == before
+
+
+def test_shacl_refusal_leaves_the_valid_edges_of_the_batch(
+    store: KnowledgeStore, loaded: KnowledgeLoader
+) -> None:
+    found = [("checkout", "bad name"), ("checkout", "payment"), ("payment", "bad name")]
+    conflicts = topology.add_discovered_edges(
+        store, found, T0, shapes=loaded.shapes, ontology=loaded.ontology
+    )
+    assert sorted((c.caller, c.callee) for c in conflicts) == [
+        ("checkout", "bad name"),
+        ("payment", "bad name"),
+    ]
+    assert ("checkout", "payment") in topology.edges(store)
+    assert "bad name" not in topology.nodes(store)
+
+
+def test_valid_database_node_with_odd_name_passes_shacl(
+    store: KnowledgeStore, loaded: KnowledgeLoader
+) -> None:
+    @dataclass
+    class Edge:
+        caller: str
+        callee: str
+        callee_kind: str
+
+    odd = "pay ments > db"  # a label, not a serviceName: only minLength applies
+    conflicts = topology.add_discovered_edges(
+        store,
+        [Edge("checkout", odd, "database")],
+        T0,
+        shapes=loaded.shapes,
+        ontology=loaded.ontology,
+    )
+    assert conflicts == []
+    assert topology.nodes(store)[odd] == "Database"
+
+
+def test_discovery_sync_reports_conflicts_and_refusals_for_healthz(
+    store: KnowledgeStore, loaded: KnowledgeLoader
+) -> None:
+    sync = topology.DiscoverySync(store, loaded)
+    assert sync.health() == {"synced_at": None, "refused_by_shacl": 0, "conflicts": []}
+    sync.sync([("frontend", "checkout"), ("checkout", "bad name")], T0)
+    health = sync.health()
+    assert health["synced_at"] == T0
+    assert health["refused_by_shacl"] == 1
+    conflicts = health["conflicts"]
+    assert isinstance(conflicts, list)
+    assert {(c["caller"], c["callee"], c["kind"]) for c in conflicts} == {
+        ("frontend", "checkout", "declared"),
+        ("checkout", "bad name", "shacl"),
+    }
+    sync.sync([("checkout", "payment")], T0 + 5)
+    assert sync.health()["conflicts"] == []  # the latest sync's conflicts only
+    assert sync.health()["refused_by_shacl"] == 1  # the count is cumulative

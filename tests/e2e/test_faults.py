@@ -1,0 +1,185 @@
+"""End to end, one realistic fault at a time, on the live demo shop and a real selfheal server.
+
+Each test starts the shop (real processes exporting OTLP) and selfheal (a real uvicorn) with
+the demo's executors, lets the detectors learn a baseline, injects one fault from the demo's
+registry, and waits (with a deadline) for the incident whose top root cause is the faulty
+node to close; the root cause, the playbook, what was executed and the outcome are then read
+back through ``/sparql``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from api.main import create_app
+from api.server import ServerThread
+from selfheal_kg.act.registry import by_action
+from selfheal_kg.config import Config
+from selfheal_kg.demo import faults
+from selfheal_kg.demo.shop import Shop, free_port
+from selfheal_kg.demo.show import SCENARIOS, approver, shop_executors
+from selfheal_kg.incident import Incident
+from selfheal_kg.model import Outcome
+from selfheal_kg.runtime import Runtime
+
+pytestmark = pytest.mark.e2e
+
+PREFIX = (
+    "PREFIX shk: <https://w3id.org/selfheal-kg/ontology#>\n"
+    "PREFIX rdfs: <http://www.w3.org/2000/01/rdf-schema#>\n"
+)
+WARMUP = 12.0  # seconds of baseline before the fault: real processes, real time
+DEADLINE = 45.0  # seconds from injection to a closed incident
+
+
+@dataclass
+class Closed:
+    """Incidents closed so far (from the runtime's events), and approvals asked for."""
+
+    outcomes: dict[str, tuple[Incident, Outcome]] = field(default_factory=dict)
+    approvals: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, kind: str, payload: dict[str, object]) -> None:
+        inc, out = payload.get("incident"), payload.get("outcome")
+        with self.lock:
+            if kind == "outcome" and isinstance(inc, Incident) and isinstance(out, Outcome):
+                self.outcomes[inc.id] = (inc, out)
+            if kind == "approval" and isinstance(inc, Incident):
+                self.approvals.append(inc.id)
+
+    def rooted_at(self, node: str) -> tuple[Incident, Outcome] | None:
+        with self.lock:
+            for inc, out in self.outcomes.values():
+                if inc.root == node:
+                    return inc, out
+        return None
+
+
+@dataclass
+class Live:
+    shop: Shop
+    runtime: Runtime
+    url: str
+    closed: Closed
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[Live]:
+    port = free_port()
+    shop = Shop(f"http://127.0.0.1:{port}", tmp_path / "shop", export_interval=1.0)
+    config = Config(port=port, topology_files=(shop.topology_file(),), tick_seconds=0.5)
+    runtime = Runtime(config, executors=by_action(shop_executors(shop)))
+    closed = Closed()
+    runtime.on_event(closed)
+    approve = approver(runtime, delay=0.5)
+    # the test plays the on-call human, as the demo does: it approves what it is asked to
+    runtime.on_event(lambda kind, p: _approve_asked(kind, p, approve))
+    server = ServerThread(create_app(runtime), port=port)
+    server.start()
+    try:
+        shop.start()
+        shop.start_load(20.0)
+        services = set(shop.services())
+        assert wait_for(lambda: services <= set(runtime.series.last_seen()), 30), "no telemetry"
+        time.sleep(WARMUP)
+        yield Live(shop, runtime, server.url, closed)
+    finally:
+        server.stop()
+        shop.stop()
+
+
+def _approve_asked(kind: str, payload: dict[str, object], approve: Callable[[str], None]) -> None:
+    inc = payload.get("incident")
+    if kind == "approval" and isinstance(inc, Incident):
+        approve(inc.id)
+
+
+def sparql(url: str, query: str) -> list[dict[str, str]]:
+    resp = httpx.post(f"{url}/sparql", data={"query": PREFIX + query}, timeout=10)
+    assert resp.status_code == 200, resp.text
+    rows = resp.json()["results"]["bindings"]
+    return [{k: v["value"] for k, v in row.items()} for row in rows]
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, step: float = 0.5) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return False
+
+
+def run_fault(live: Live, name: str) -> tuple[Incident, Outcome, dict[str, str]]:
+    """Inject scenario ``name``; return its closed incident, outcome and graph record."""
+    target, expected = SCENARIOS[name]
+    faults.inject(live.shop, name, target)
+    assert wait_for(lambda: live.closed.rooted_at(expected), DEADLINE), (
+        f"no closed incident rooted at {expected}; closed: "
+        f"{[(i.id, i.root, o.reason) for i, o in live.closed.outcomes.values()]}"
+    )
+    found = live.closed.rooted_at(expected)
+    assert found is not None
+    inc, outcome = found
+    rows = sparql(
+        live.url,
+        f"""SELECT ?status ?root ?success WHERE {{
+          ?i shk:incidentId "{inc.id}" ; shk:status ?status ;
+             shk:hasRootCause ?rc ; shk:hasOutcome ?o .
+          ?rc shk:rank 1 ; rdfs:label ?root . ?o shk:succeeded ?success }}""",
+    )
+    assert rows, f"incident {inc.id} has no record in the graph"
+    return inc, outcome, rows[0]
+
+
+def executions(url: str, incident: str) -> list[dict[str, str]]:
+    return sparql(
+        url,
+        f"""SELECT ?action ?target ?ok WHERE {{ ?i shk:incidentId "{incident}" ;
+             shk:hasExecution ?e . ?e shk:action ?action ; shk:target ?target ;
+             shk:succeeded ?ok }}""",
+    )
+
+
+def test_bad_config_push_is_rolled_back_after_approval(live: Live) -> None:
+    inc, outcome, row = run_fault(live, "bad-config")
+    assert row["root"] == "checkout"
+    assert row["status"] == "resolved" and row["success"] == "true", outcome.reason
+    assert inc.decision is not None and inc.decision.chosen is not None
+    assert inc.decision.chosen.playbook == "config-rollback"
+    assert inc.id in live.closed.approvals
+    done = executions(live.url, inc.id)
+    assert [(r["action"], r["ok"]) for r in done] == [("config_rollback", "true")]
+    assert done[0]["target"].endswith("/service/checkout")
+    # the file holds the known-good value again, and the shop answers
+    assert json.loads(live.shop.config_file("checkout").read_text())["tax_rate"] == 0.2
+
+
+def test_provider_outage_is_escalated_and_nothing_is_done(live: Live) -> None:
+    inc, outcome, row = run_fault(live, "provider-outage")
+    assert row["root"] == "payment"
+    assert row["status"] == "escalated" and row["success"] == "false"
+    assert "escalate" in outcome.reason and "payment" in outcome.reason
+    rows = sparql(live.url, "SELECT ?e WHERE { ?e a shk:ActionExecution }")
+    assert rows == [], "an escalated fault must not lead to any action"
+
+
+def test_slow_leaf_two_levels_down_is_found_and_restarted(live: Live) -> None:
+    old_pid = live.shop.supervisor.pid("inventory")
+    inc, outcome, row = run_fault(live, "slow-leaf")
+    assert row["root"] == "inventory"
+    assert row["status"] == "resolved" and row["success"] == "true", outcome.reason
+    done = executions(live.url, inc.id)
+    assert [(r["action"], r["ok"]) for r in done] == [("restart", "true")]
+    assert done[0]["target"].endswith("/service/inventory")
+    assert live.shop.supervisor.pid("inventory") != old_pid
+    assert faults.admin_fault(live.shop, "inventory")["latency_ms"] == 0.0
