@@ -1,17 +1,23 @@
 """OTLP metrics intake throughput, in points/s: decode only, decode + walk, end-to-end.
 
-Usage: .venv/bin/python bench/bench_otlp.py [SECONDS_PER_CASE]
+Usage: .venv/bin/python bench/bench_otlp.py [SECONDS_PER_CASE] [--memory-only]
 One request = 20 services x (30 routes x 2 status codes of http.server.request.duration,
 30 counters, 5 gauges) ≈ 2,500 points, as an SDK would export them. "decode + walk" touches
 every point's attributes and values from Python (the floor of any Python ingestion);
 "end-to-end" is ``Intake.accept``: decode, stream state, derivations, ring buffers.
+
+Memory per active series (one OTLP stream: resource, scope, metric, point attributes) is
+measured with tracemalloc (numpy reports its buffers to it) as the growth of a store fed two
+exports of N streams, minus the same for an empty store; derived rings are included.
 """
 
 from __future__ import annotations
 
+import gc
 import gzip
 import sys
 import time
+import tracemalloc
 from collections.abc import Callable
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
@@ -120,6 +126,43 @@ def timed(label: str, points_per_call: int, seconds: float, call: Callable[[int]
     return rate
 
 
+def stream_count(services: int, routes: int) -> int:
+    """Return the streams of one ``build`` request: histograms, counters, gauges."""
+    return services * (routes * 3 + 5)
+
+
+def memory_per_series(services: int, routes: int) -> tuple[int, float]:
+    """Return (active series, bytes per series) after two exports (baseline + interval)."""
+    bodies = [build(step, services, routes).SerializeToString() for step in range(2)]
+    series = stream_count(services, routes)
+
+    def grown(feed: bool) -> int:
+        clock = FakeClock()
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        store = SeriesStore(clock, max_streams=2 * series, max_series=2 * series)
+        intake = Intake(store, clock, 1 << 30)
+        for body in bodies if feed else ():
+            intake.accept("metrics", body, otlp.PROTOBUF, None)
+        gc.collect()
+        size = tracemalloc.get_traced_memory()[0] - before
+        tracemalloc.stop()
+        assert not feed or store.stream_count() == series, store.stream_count()
+        del intake, store
+        return size
+
+    empty = grown(False)
+    return series, (grown(True) - empty) / series
+
+
+def memory(cases: tuple[tuple[int, int], ...] = ((20, 165), (200, 165))) -> None:
+    """Print bytes per active series at each size (target: at most 1 KB)."""
+    for services, routes in cases:
+        series, per = memory_per_series(services, routes)
+        print(f"memory, {series:>7,} active series     {per:>8,.0f} bytes/series (empty store: 0)")
+
+
 def main(seconds: float) -> None:
     bodies = [build(step).SerializeToString() for step in range(400)]
     gzipped = [gzip.compress(b) for b in bodies[:200]]
@@ -158,4 +201,7 @@ def main(seconds: float) -> None:
 
 
 if __name__ == "__main__":
-    main(float(sys.argv[1]) if len(sys.argv) > 1 else 3.0)
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    if "--memory-only" not in sys.argv:
+        main(float(args[0]) if args else 3.0)
+    memory()

@@ -19,6 +19,7 @@ from rdflib.term import Node
 
 from selfheal_kg.act.executor import Executor
 from selfheal_kg.act.heal import Healer
+from selfheal_kg.act.journal import Journal
 from selfheal_kg.act.registry import build_executors
 from selfheal_kg.clock import Clock, SystemClock
 from selfheal_kg.config import Config
@@ -40,6 +41,7 @@ from selfheal_kg.monitor.alerts import AlertManager
 from selfheal_kg.monitor.intake import Intake
 from selfheal_kg.monitor.logs import LogRates
 from selfheal_kg.monitor.probes import Prober, probe_specs_from_graph
+from selfheal_kg.monitor.recording import JsonlRecorder
 from selfheal_kg.monitor.series import SeriesStore
 from selfheal_kg.monitor.spans import SpanGraph
 from selfheal_kg.pipeline import Knowledge, Pipeline, Settings, TickReport, Topology
@@ -80,8 +82,16 @@ class Runtime:
         self.series = SeriesStore(self.clock, max_points_per_series=config.max_points_per_series)
         self.spans = SpanGraph(self.clock)
         self.logs = LogRates(self.series)
+        self.recorder = (
+            JsonlRecorder(config.record_path, self.clock) if config.record_path else None
+        )
         self.intake = Intake(
-            self.series, self.clock, config.max_body_bytes, spans=self.spans, logs=self.logs
+            self.series,
+            self.clock,
+            config.max_body_bytes,
+            spans=self.spans,
+            logs=self.logs,
+            recorder=self.recorder,
         )
         self.engine = DurableRuleEngine()
         self.engine.load(self.ruleset)
@@ -109,6 +119,11 @@ class Runtime:
             ),
             alerts=self.alerts,
         )
+        # repairs in topology order; on disk, a step journal beside the store and recovery
+        self.pipeline.repairs.order_by(lambda: self._topology()[0])
+        if config.store_path is not None:
+            journal = Journal(config.store_path.with_name(config.store_path.name + ".journal"))
+            self.pipeline.repairs.recover(journal, self.executors, self.store)
         self.ticks = 0
         self.last_error: str | None = None
         self.last_reload: dict[str, Any] = {"ok": True, "at": self.clock.now(), "error": None}
@@ -239,6 +254,8 @@ class Runtime:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await anyio.to_thread.run_sync(self.pipeline.close)
+        if self.recorder is not None:
+            self.recorder.close()
 
     async def _loop(self) -> None:
         while True:

@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "test-rules": "selfheal_kg.cli.test_rules",
     "report": "selfheal_kg.cli.report",
     "demo": "selfheal_kg.cli.demo",
+    "replay": "selfheal_kg.cli.replay",
 }
 
 

@@ -312,7 +312,7 @@ def _endpoint(
         return None
     if distinct:
         iri, origin = matches[0]
-        if origin == "discovered" and iri not in plan.node_deletes:
+        if origin == "discovered" and iri not in plan.node_inserts:
             plan.node_deletes[iri] = [(iri, SHK.lastSeen, _ANY)]
             plan.node_inserts[iri] = [(iri, SHK.lastSeen, seen)]
         return iri

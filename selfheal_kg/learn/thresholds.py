@@ -118,7 +118,9 @@ class ThresholdTuner:
         if new <= old:
             return None
         now = self.clock.now()
-        key = hashlib.sha256(f"{series}\n{incident_id}".encode()).hexdigest()[:8]
+        # the old level is in the key: two raises of one series for one incident at the same
+        # instant must not share an id (their triples would merge into one node)
+        key = hashlib.sha256(f"{series}\n{incident_id}\n{old}".encode()).hexdigest()[:8]
         adj = Adjustment(f"{int(now * 1000)}-{key}", series, old, new, reason, now, incident_id)
         self.store.add(LEARNED_GRAPH, _triples(adj))
         return adj

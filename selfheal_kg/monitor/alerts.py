@@ -5,33 +5,61 @@ an alert's fingerprint hashes its identity labels, so a re-sent alert updates th
 alerts are grouped by topology instead of by label values (see ``alert_grouping``); a group is
 notified ``group_wait`` after it appears, then at most every ``group_interval`` when it changed,
 and again every ``repeat_interval`` while it fires. Nothing runs by itself: the caller drives
-``due`` and ``escalations`` with a clock, so tests use a ``FakeClock``.
+``due`` and ``escalations`` with a clock, so tests use a ``FakeClock``. Escalation policies
+live in ``escalation.py`` and notifiers in ``notify.py``; their names are re-exported here.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from decimal import Decimal
-from typing import Literal, Protocol
 
-import httpx
 import networkx as nx
 
 from selfheal_kg.clock import Clock
-from selfheal_kg.errors import ConfigError, NotFound
-from selfheal_kg.kg.namespaces import SPARQL_PREFIXES
-from selfheal_kg.kg.store import KnowledgeStore, SelectResult
+from selfheal_kg.errors import NotFound
 from selfheal_kg.model import Signal
 from selfheal_kg.monitor.alert_grouping import callers_inhibited, group_id, roots_of
+from selfheal_kg.monitor.escalation import (
+    DEFAULT_POLICY,
+    Escalation,
+    EscalationLevel,
+    EscalationPolicy,
+    policy_from_graph,
+)
+from selfheal_kg.monitor.notify import (
+    AlertStatus,
+    Notification,
+    Notifier,
+    RecordingNotifier,
+    WebhookNotifier,
+)
 from selfheal_kg.monitor.silences import InhibitRule, Matcher, Silence, Silences
 
-_log = logging.getLogger(__name__)
-AlertStatus = Literal["firing", "resolved"]
+# re-exported: these lived here before escalation.py and notify.py were split off
+__all__ = [
+    "DEFAULT_POLICY",
+    "IDENTITY_LABELS",
+    "Alert",
+    "AlertGroup",
+    "AlertManager",
+    "AlertStatus",
+    "Escalation",
+    "EscalationLevel",
+    "EscalationPolicy",
+    "Notification",
+    "Notifier",
+    "RecordingNotifier",
+    "WebhookNotifier",
+    "alert_from_signal",
+    "fingerprint",
+    "policy_from_graph",
+    "severity_of",
+]
+
 IDENTITY_LABELS = ("alertname", "node", "metric")
 
 
@@ -137,165 +165,6 @@ class AlertGroup:
     def status(self) -> AlertStatus:
         """Return ``firing`` while any alert of the group fires."""
         return "firing" if any(a.status == "firing" for a in self.alerts) else "resolved"
-
-
-@dataclass(frozen=True, slots=True)
-class Notification:
-    """One message for a group: its unmuted alerts, firing and newly resolved."""
-
-    group_id: str
-    root: str
-    status: AlertStatus
-    alerts: tuple[Alert, ...]
-    at: float
-    repeat: bool = False
-
-    def as_dict(self) -> dict[str, object]:
-        """Return the JSON body a webhook receives."""
-        return {
-            "version": "1",
-            "groupKey": self.group_id,
-            "root": self.root,
-            "status": self.status,
-            "repeat": self.repeat,
-            "at": self.at,
-            "alerts": [a.as_dict() for a in self.alerts],
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class EscalationLevel:
-    """Run ``action`` once a group has fired unmuted for ``after_seconds``."""
-
-    name: str
-    after_seconds: float
-    action: str
-
-
-@dataclass(frozen=True, slots=True)
-class EscalationPolicy:
-    """Ordered escalation levels, e.g. notify at 0 s, auto-heal at 0 s, page at 300 s."""
-
-    levels: tuple[EscalationLevel, ...]
-
-    @classmethod
-    def of(cls, levels: Iterable[tuple[str, float, str]]) -> EscalationPolicy:
-        """Build a policy from ``(name, after_seconds, action)`` triples; refuse bad levels."""
-        built = []
-        for name, after, action in levels:
-            if not name or not action:
-                raise ConfigError(f"escalation level {name!r} needs a name and an action")
-            if not after >= 0:  # also refuses NaN
-                raise ConfigError(f"escalation level {name!r}: afterSeconds {after} is not >= 0")
-            built.append(EscalationLevel(name, float(after), action))
-        if len({lv.name for lv in built}) != len(built):
-            raise ConfigError("escalation level names must be unique")
-        return cls(tuple(sorted(built, key=lambda lv: (lv.after_seconds, lv.name))))
-
-    def due(self, elapsed: float, done: set[str]) -> list[EscalationLevel]:
-        """Return the levels reached after ``elapsed`` seconds that are not in ``done``."""
-        return [lv for lv in self.levels if lv.after_seconds <= elapsed and lv.name not in done]
-
-
-DEFAULT_POLICY = EscalationPolicy.of(
-    [("notify", 0, "notify"), ("auto-heal", 0, "heal"), ("page", 300, "page")]
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Escalation:
-    """A level transition of one group: ``action`` is due since the group fired at ``since``."""
-
-    group_id: str
-    root: str
-    level: str
-    action: str
-    since: float
-    at: float
-    alerts: tuple[str, ...]
-
-
-_POLICY_QUERY = """SELECT ?policy ?name ?after ?action WHERE {
-    ?policy a shk:EscalationPolicy ; shk:hasLevel ?level .
-    ?level a shk:EscalationLevel ; shk:levelName ?name ; shk:afterSeconds ?after ;
-        shk:levelAction ?action .
-} ORDER BY ?policy ?after ?name"""
-
-
-def policy_from_graph(store: KnowledgeStore) -> EscalationPolicy:
-    """Read the escalation policy from the knowledge graph, or return ``DEFAULT_POLICY``.
-
-    Levels hang off an ``shk:EscalationPolicy`` by ``shk:hasLevel``; with several policies the
-    first by IRI wins. Raise ``ConfigError`` naming a level whose values are unusable.
-    """
-    result = store.query(SPARQL_PREFIXES + _POLICY_QUERY)
-    assert isinstance(result, SelectResult)
-    rows = result.dicts()
-    if not rows:
-        return DEFAULT_POLICY
-    first = rows[0]["policy"]
-    levels = []
-    for row in (r for r in rows if r["policy"] == first):
-        after = row["after"]
-        if isinstance(after, bool) or not isinstance(after, int | float | Decimal):
-            raise ConfigError(
-                f"escalation level {row['name']!r}: afterSeconds {after!r} is no number"
-            )
-        levels.append((str(row["name"]), float(after), str(row["action"])))
-    return EscalationPolicy.of(levels)
-
-
-class Notifier(Protocol):
-    """Where notifications go (the port)."""
-
-    def send(self, notification: Notification) -> bool:
-        """Deliver ``notification``; return whether it was accepted. Never raise."""
-        ...
-
-
-class RecordingNotifier:
-    """The fake notifier: keeps every notification."""
-
-    def __init__(self) -> None:
-        self.sent: list[Notification] = []
-
-    def send(self, notification: Notification) -> bool:
-        """Record ``notification``."""
-        self.sent.append(notification)
-        return True
-
-
-class WebhookNotifier:
-    """POST each notification as JSON; failures are counted and logged, never raised."""
-
-    def __init__(
-        self, url: str, timeout: float = 5.0, transport: httpx.BaseTransport | None = None
-    ) -> None:
-        if not url.startswith(("http://", "https://")):
-            raise ConfigError(f"webhook URL {url!r} is not http(s)")
-        self.url = url
-        self.delivered = 0
-        self.failures = 0
-        self._client = httpx.Client(timeout=timeout, transport=transport)
-
-    def send(self, notification: Notification) -> bool:
-        """POST ``notification``; a non-2xx answer or a transport error counts as a failure."""
-        try:
-            resp = self._client.post(self.url, json=notification.as_dict())
-        except httpx.HTTPError as exc:
-            _log.warning("webhook %s failed: %s", self.url, exc)
-            self.failures += 1
-            return False
-        if not resp.is_success:
-            _log.warning("webhook %s answered %s", self.url, resp.status_code)
-            self.failures += 1
-            return False
-        self.delivered += 1
-        return True
-
-    def close(self) -> None:
-        """Close the HTTP client."""
-        self._client.close()
 
 
 @dataclass

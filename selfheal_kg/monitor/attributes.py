@@ -6,6 +6,7 @@ are those emitted by instrumentations written before the HTTP/DB conventions wer
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 from typing import Final
 
@@ -69,6 +70,37 @@ def attributes(kvs: Iterable[KeyValue]) -> dict[str, AttrValue]:
 def attribute_key(kvs: Iterable[KeyValue]) -> AttrKey:
     """Return attributes as a sorted tuple: equal sets give equal keys whatever their order."""
     return tuple(sorted((kv.key, value_of(kv.value)) for kv in kvs))
+
+
+class KeyCache:
+    """Builds :func:`attribute_key` keys faster, sharing each (name, value) pair between keys.
+
+    A stream's point attributes come back at every export and the same pairs recur across
+    streams (``http.request.method=GET``): a pair is read once per distinct encoding, then
+    found by its serialized bytes. Sharing the pairs (and interning the names) is also what
+    keeps the memory of a stream key small. Bounded: the cache empties when full.
+    """
+
+    __slots__ = ("_max", "_pairs")
+
+    def __init__(self, max_pairs: int = 1 << 16) -> None:
+        self._max = max_pairs
+        self._pairs: dict[bytes, tuple[str, AttrValue]] = {}
+
+    def key(self, kvs: Iterable[KeyValue]) -> AttrKey:
+        """Return the same key as :func:`attribute_key` (equal sets give equal keys)."""
+        pairs = self._pairs
+        out: list[tuple[str, AttrValue]] = []
+        for kv in kvs:
+            raw = kv.SerializeToString()
+            pair = pairs.get(raw)
+            if pair is None:
+                if len(pairs) >= self._max:
+                    pairs.clear()
+                pair = pairs[raw] = (sys.intern(kv.key), value_of(kv.value))
+            out.append(pair)
+        out.sort()
+        return tuple(out)
 
 
 def lookup(attrs: Mapping[str, AttrValue], name: str) -> AttrValue:

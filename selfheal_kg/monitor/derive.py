@@ -122,7 +122,11 @@ class Derivation:
 
     def __init__(self) -> None:
         self._values: dict[tuple[str, str, str], list[_ValueGroup]] = {}
-        self._histograms: dict[tuple[str, HistogramNames], list[_HistogramGroup]] = {}
+        # keyed by strings (hashes cached) rather than by the names dataclass, whose hash is
+        # recomputed at each of the many points; (rate, errors) determine the other names
+        self._histograms: dict[
+            tuple[str, str, str | None], tuple[HistogramNames, list[_HistogramGroup]]
+        ] = {}
 
     def value(
         self,
@@ -152,8 +156,11 @@ class Derivation:
         failed: bool,
     ) -> None:
         """Add one histogram interval of ``stream`` (``scale`` brings it to base units)."""
-        groups = self._histograms.setdefault((node, names), [])
-        group = _free(groups, id(stream), _HistogramGroup)
+        key = (node, names.rate, names.errors)
+        found = self._histograms.get(key)
+        if found is None:
+            found = self._histograms[key] = (names, [])
+        group = _free(found[1], id(stream), _HistogramGroup)
         group.add(interval, scale, failed)
         group.t = max(group.t, t)
 
@@ -163,7 +170,7 @@ class Derivation:
         for (node, metric, _), value_groups in self._values.items():
             for vg in value_groups:
                 out.extend(vg.points(node, metric))
-        for (node, names), histogram_groups in self._histograms.items():
+        for (node, _, _), (names, histogram_groups) in self._histograms.items():
             for hg in histogram_groups:
                 out.extend(hg.points(node, names))
         out.sort(key=lambda p: p.t)

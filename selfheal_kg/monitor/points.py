@@ -68,10 +68,14 @@ def number(dp: NumberDataPoint) -> float | str:
 
 def explicit(dp: HistogramDataPoint, bounds: Floats | str) -> HistogramPoint | str:
     """Return an explicit-bucket histogram point (``bounds`` from :class:`BoundsCache`)."""
-    counts = tuple(dp.bucket_counts)
-    reason = time_problem(dp.start_time_unix_nano, dp.time_unix_nano) or _sum_problem(dp)
+    start, t = dp.start_time_unix_nano, dp.time_unix_nano
+    total = dp.sum if dp.HasField("sum") else None
+    reason = time_problem(start, t)
+    if reason is None and total is not None and not math.isfinite(total):
+        reason = f"sum {total} is not finite"
     if reason is not None or isinstance(bounds, str):
         return reason or str(bounds)
+    counts = tuple(dp.bucket_counts)
     if not counts and bounds.size == 0:
         counts = (dp.count,)
     elif len(counts) != bounds.size + 1:
@@ -82,9 +86,7 @@ def explicit(dp: HistogramDataPoint, bounds: Floats | str) -> HistogramPoint | s
     elif sum(counts) != dp.count:
         return f"count {dp.count} is not the sum of bucket_counts ({sum(counts)})"
     buckets = Buckets(bounds, np.array(counts, dtype=np.float64))
-    return HistogramPoint(
-        dp.start_time_unix_nano, dp.time_unix_nano, float(dp.count), _sum(dp), buckets
-    )
+    return HistogramPoint(start, t, float(dp.count), total, buckets)
 
 
 def exponential(dp: ExponentialHistogramDataPoint) -> HistogramPoint | str:

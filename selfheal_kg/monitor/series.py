@@ -31,7 +31,7 @@ from selfheal_kg.model import DerivedPoint
 from selfheal_kg.monitor import points
 from selfheal_kg.monitor.attributes import (
     AttrKey,
-    attribute_key,
+    KeyCache,
     attributes,
     is_error,
     node_of,
@@ -120,6 +120,7 @@ class SeriesStore:
         self._pending: deque[DerivedPoint] = deque(maxlen=max_pending)
         self._last_seen: dict[str, float] = {}
         self._bounds = points.BoundsCache()
+        self._keys = KeyCache()
         self._last_sweep = -math.inf
         self.refused_streams = 0
         self.dropped_points = 0
@@ -339,7 +340,7 @@ class _Walker:
         """Validate a number point; return its stream and value in base units, if new."""
         value = points.number(dp)
         reason = value if isinstance(value, str) else None
-        stream = self._checked(dp, tag, reason, attribute_key(dp.attributes))
+        stream = self._checked(dp, tag, reason, self.store._keys.key(dp.attributes))
         if stream is None or isinstance(value, str):
             return None
         return stream, value * self.scale
@@ -375,7 +376,7 @@ class _Walker:
         reason = point if isinstance(point, str) else None
         if temporality not in (AGGREGATION_TEMPORALITY_CUMULATIVE, AGGREGATION_TEMPORALITY_DELTA):
             reason = "aggregation temporality unspecified"
-        attrs = attribute_key(dp.attributes)
+        attrs = self.store._keys.key(dp.attributes)
         stream = self._checked(dp, ("histogram", temporality), reason, attrs)
         if stream is None or isinstance(point, str):
             return
@@ -387,7 +388,9 @@ class _Walker:
         if interval is None:
             return
         names = self.names
-        failed = names.errors is not None and is_error(dict(attrs))
+        failed = stream.failed
+        if failed is None:  # a function of the stream's identity: computed once per stream
+            failed = stream.failed = names.errors is not None and is_error(dict(attrs))
         self.derivation.histogram(
             self.node,
             names,

@@ -25,6 +25,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
+from selfheal_kg.act.config_file import ConfigFileExecutor
 from selfheal_kg.demo import faults
 from selfheal_kg.demo.shop import LoadGenerator, Shop, http_get, load_declaration
 from selfheal_kg.errors import ActionError, FileLoadError, NotFound, UnsafeParameter
@@ -189,7 +190,9 @@ def test_topology_matches_declaration_and_has_no_ports() -> None:
     graph = rdflib.Graph().parse(DEMO / "topology.ttl")
     for service in decl.services:
         node = node_iri("service", service.name)
-        assert (node, rdflib.RDF.type, SHK.Service) in graph
+        # payment stands for a third-party provider: no Service playbook may act on it
+        kind = SHK.ExternalService if service.name == "payment" else SHK.Service
+        assert (node, rdflib.RDF.type, kind) in graph
         assert graph.value(node, SHK.serviceName) == rdflib.Literal(service.name)
         assert graph.value(node, rdflib.RDFS.label) == rdflib.Literal(service.name)
         assert graph.value(node, SHK.serviceNamespace) == rdflib.Literal("shop")
@@ -331,6 +334,7 @@ def test_shop_end_to_end(collector: tuple[str, Received], tmp_path: Path) -> Non
         assert (tmp_path / "inventory-db.sqlite").exists()
 
         check_admin_faults(shop)
+        check_bad_config(shop)
         check_crash(shop, received)
         pids = [shop.supervisor.pid(n) for n in shop.services()]
     assert not any(shop.supervisor.is_running(n) for n in shop.services())
@@ -357,6 +361,22 @@ def check_admin_faults(shop: Shop) -> None:
         urllib.request.urlopen(request, timeout=2)
     assert info.value.code == 400
     info.value.close()
+
+
+def check_bad_config(shop: Shop) -> None:
+    """A bad push fails checkout's answers; a rollback by the executor heals it, no restart."""
+    pid = shop.supervisor.pid("checkout")
+    injected = faults.inject(shop, "bad-config", "checkout")
+    assert json.loads(shop.config_file("checkout").read_text())["tax_rate"] == "twenty percent"
+    assert wait_until(lambda: not http_get(shop.entry_url(), 3.0), 5.0)
+    config = ConfigFileExecutor(shop.config_files())
+    assert config.versions("checkout") == [1]
+    assert config.execute("config_rollback", "checkout", {}).ok
+    assert wait_until(lambda: http_get(shop.entry_url(), 3.0), 5.0)
+    assert shop.supervisor.pid("checkout") == pid
+    faults.revert(shop, injected)  # idempotent after the rollback
+    assert json.loads(shop.config_file("checkout").read_text())["tax_rate"] == 0.2
+    assert http_get(shop.entry_url(), 3.0)
 
 
 def check_crash(shop: Shop, received: Received) -> None:

@@ -212,7 +212,7 @@ def world(tmp_path: Path) -> Iterator[World]:
             refine=loop.refine,
         ),
         book=book,
-        healer=Healer(executors, clock),  # type: ignore[arg-type]
+        healer=Healer(executors, clock),
         settings=Settings(group_wait=2.0, stale_after=3.5),
     )
     closed: list[Incident] = []

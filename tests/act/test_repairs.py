@@ -1,0 +1,249 @@
+"""RepairFlow with a journal: steps journaled before they run; recovery after a crash."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from selfheal_kg.act.executor import ActionReport, Params
+from selfheal_kg.act.heal import Healer
+from selfheal_kg.act.journal import Journal, State
+from selfheal_kg.act.repairs import RepairFlow
+from selfheal_kg.act.safety import SafetyGate
+from selfheal_kg.clock import FakeClock
+from selfheal_kg.incident import Incident, IncidentBook, Recorder, Status
+from selfheal_kg.kg import records
+from selfheal_kg.kg.namespaces import INCIDENTS_GRAPH
+from selfheal_kg.kg.store import OxigraphStore
+from selfheal_kg.model import Candidate, Decision, Diagnosis, FactValue
+
+
+@dataclass(frozen=True)
+class St:
+    action: str
+    params: Mapping[str, FactValue] = field(default_factory=dict)
+    retries: int = 0
+    timeout_seconds: float = 20.0
+
+
+@dataclass(frozen=True)
+class Crit:
+    metric: str = "health"
+    condition: str = "health == up"
+    deadline_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class Pb:
+    id: str
+    steps: tuple[St, ...]
+    rollback: tuple[St, ...] = ()
+    success: tuple[Crit, ...] = (Crit(),)
+    handles: tuple[str, ...] = ("ServiceDown",)
+    risk: str = "low"
+    cost: float = 1.0
+    requires_approval: bool = False
+
+
+class Proc:
+    """A fake process executor: ``start`` and ``restart`` bump the pid; counts executions."""
+
+    actions = frozenset({"restart", "start", "drain"})
+
+    def __init__(self, journal: Journal | None = None) -> None:
+        self.pid = 0
+        self.executed: list[str] = []
+        self.restored: list[Mapping[str, FactValue]] = []
+        self.journal = journal
+        self.seen_intents: list[State] = []
+        self.fail: set[str] = set()
+        self.lock = threading.Lock()
+
+    def snapshot(self, action: str, target: str, params: Params) -> dict[str, FactValue]:
+        return {"running": self.pid > 0, "pid": self.pid}
+
+    def execute(self, action: str, target: str, params: Params) -> ActionReport:
+        with self.lock:
+            if self.journal is not None:
+                self.seen_intents.append(self.journal.in_flight()[-1].state)
+            self.executed.append(action)
+            if action in self.fail:
+                return ActionReport(False, f"{action} failed")
+            self.pid += 100
+        return ActionReport(True, f"{action}: pid {self.pid}")
+
+    def restore(self, target: str, state: Mapping[str, FactValue]) -> ActionReport:
+        self.restored.append(dict(state))
+        return ActionReport(True, "restored")
+
+
+class Live:
+    def __init__(self) -> None:
+        self.seen: dict[str, float] = {}
+
+    def seen_since(self, node: str, t: float) -> bool:
+        return self.seen.get(node, float("-inf")) > t
+
+    def signal_active(self, node: str, metric: str) -> bool:
+        return False
+
+
+@dataclass
+class World:
+    clock: FakeClock
+    store: OxigraphStore
+    book: IncidentBook
+    flow: RepairFlow
+    proc: Proc
+    live: Live
+    journal: Journal
+
+
+PLAYBOOKS = {
+    "restart-service": Pb("restart-service", (St("restart"),)),
+    "drain-restart": Pb("drain-restart", (St("drain"), St("restart"))),
+}
+
+
+def make_world(tmp_path: Path, store: OxigraphStore | None = None,
+               clock: FakeClock | None = None) -> World:
+    clock = clock or FakeClock(1000.0)
+    store = store or OxigraphStore(None)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    journal = Journal(tmp_path / "journal.sqlite")
+    book = IncidentBook(Recorder(
+        lambda t: store.add(INCIDENTS_GRAPH, t),
+        lambda inc, v: records.set_status(store, inc, v),
+    ))
+    proc, live = Proc(journal), Live()
+    executors = {a: proc for a in proc.actions}
+    flow = RepairFlow(
+        clock=clock, book=book, healer=Healer(executors, clock),
+        gate=SafetyGate(clock, backoff_initial=0.0), playbooks=lambda: PLAYBOOKS, live=live,
+        emit=lambda kind, payload: None,
+    )
+    flow.use_journal(journal, executors)
+    return World(clock, store, book, flow, proc, live, journal)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    w = make_world(tmp_path)
+    yield w
+    w.flow.close()
+
+
+def open_incident(w: World, target: str, playbook: str = "restart-service") -> Incident:
+    now = w.clock.now()
+    inc = w.book.open(Diagnosis(f"d-{target}", "ServiceDown", target, "r", (), now, now), now)
+    chosen = Candidate(playbook, target, 1.0, 0.9, "low", 1, 1.0, True, "ok")
+    w.book.set_decision(inc, Decision(inc.id, chosen, (chosen,), "chosen"), now)
+    return inc
+
+
+def test_each_step_is_journaled_before_it_runs_and_closed_with_the_incident(
+    world: World,
+) -> None:
+    inc = open_incident(world, "api", "drain-restart")
+    world.flow.start(inc, world.clock.now())
+    world.flow.tick(world.clock.now())
+    world.flow.wait_idle()
+    assert world.proc.executed == ["drain", "restart"]
+    assert world.proc.seen_intents == [State.INTENT, State.INTENT]
+    assert [(e.step, e.state) for e in world.journal.in_flight()] == [
+        (1, State.DONE), (2, State.DONE)]
+    world.live.seen["api"] = world.clock.advance(1.0)
+    world.flow.tick(world.clock.now())
+    assert inc.status is Status.RESOLVED
+    assert world.journal.in_flight() == []
+
+
+def crash_mid_step(tmp_path: Path, playbook: str = "restart-service") -> tuple[World, str]:
+    """A first process journals the intent of step N and dies before recording the result."""
+    first = make_world(tmp_path / "a")
+    inc = open_incident(first, "api", playbook)
+    first.book.set_status(inc, Status.HEALING)
+    steps = PLAYBOOKS[playbook].steps
+    for n, st in enumerate(steps, start=1):
+        eid = first.journal.intent(
+            incident=inc.id, target="api", playbook=playbook, step=n, action=st.action,
+            params={}, rollback_point={"running": False, "pid": 0}, timeout=20.0,
+            at=first.clock.now(),
+        )
+        if n < len(steps):
+            first.journal.finish(eid, ok=True, at=first.clock.now())
+    first.flow.close()
+    return first, inc.id
+
+
+def restart(tmp_path: Path, first: World) -> World:
+    second = make_world(tmp_path / "b", store=first.store, clock=first.clock)
+    second.journal = Journal(first.journal.path)
+    second.proc.journal = second.journal
+    executors = {a: second.proc for a in second.proc.actions}
+    second.flow.recover(second.journal, executors, first.store)
+    return second
+
+
+def test_a_step_whose_effect_is_visible_is_not_repeated(tmp_path: Path) -> None:
+    first, iid = crash_mid_step(tmp_path)
+    second = restart(tmp_path, first)
+    second.proc.pid = 4242  # the restart had happened: a new process runs
+    inc = second.book.get(iid)
+    assert inc is not None and inc.status is Status.HEALING
+    second.flow.tick(second.clock.advance(1.0))
+    second.flow.wait_idle()
+    assert second.proc.executed == [], "an applied step must not run twice"
+    assert inc.status is Status.VERIFYING
+    second.live.seen[inc.node] = second.clock.advance(1.0)
+    second.flow.tick(second.clock.now())
+    assert inc.status is Status.RESOLVED
+    detail = records.incident_detail(second.store, iid)
+    assert detail["status"] == "resolved"
+    assert any("not repeated" in s["detail"] for s in detail["steps"])
+    second.flow.close()
+
+
+def test_a_step_not_applied_is_resumed_once_its_timeout_has_passed(tmp_path: Path) -> None:
+    first, iid = crash_mid_step(tmp_path, "drain-restart")
+    second = restart(tmp_path, first)
+    second.flow.tick(second.clock.advance(5.0))
+    assert second.proc.executed == [], "within the step timeout the effect may still come"
+    second.flow.tick(second.clock.advance(30.0))
+    second.flow.wait_idle()
+    assert second.proc.executed == ["restart"], "step 1 was done: only step 2 is resumed"
+    inc = second.book.get(iid)
+    assert inc is not None and inc.status is Status.VERIFYING
+    states = [(e.step, e.state) for e in second.journal.entries(iid)]
+    assert states == [(1, State.DONE), (2, State.SUPERSEDED), (2, State.DONE)]
+    second.flow.close()
+
+
+def test_a_failure_in_the_resumed_part_rolls_back_the_steps_done_before_the_crash(
+    tmp_path: Path,
+) -> None:
+    first, iid = crash_mid_step(tmp_path, "drain-restart")
+    second = restart(tmp_path, first)
+    second.proc.fail.add("restart")
+    second.flow.tick(second.clock.advance(60.0))
+    second.flow.wait_idle()
+    inc = second.book.get(iid)
+    assert inc is not None and inc.status is Status.FAILED
+    assert second.proc.restored, "step 1 (done before the crash) was restored"
+    assert second.journal.in_flight() == []
+    second.flow.close()
+
+
+def test_entries_of_incidents_closed_before_the_crash_are_closed(tmp_path: Path) -> None:
+    first, iid = crash_mid_step(tmp_path)
+    inc = first.book.get(iid)
+    assert inc is not None
+    first.book.set_status(inc, Status.RESOLVED)  # the record says closed, the journal not
+    second = restart(tmp_path, first)
+    assert second.book.get(iid) is None
+    assert second.journal.in_flight() == []
+    second.flow.close()
