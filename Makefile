@@ -18,7 +18,7 @@ test: $(BIN)/selfheal
 	$(BIN)/pytest $(ARGS)
 
 lint: $(BIN)/selfheal
-	$(BIN)/ruff check selfheal_kg api tests demo bench
+	$(BIN)/ruff check selfheal_kg api tests demo bench scripts
 	$(BIN)/mypy
 
 bench: $(BIN)/selfheal
