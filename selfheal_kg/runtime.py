@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import numpy as np
 from rdflib import URIRef
 from rdflib.term import Node
 
@@ -25,7 +26,8 @@ from selfheal_kg.clock import Clock, SystemClock
 from selfheal_kg.config import Config
 from selfheal_kg.decide.choose import History
 from selfheal_kg.decide.playbook import Playbook, load_playbooks
-from selfheal_kg.detect.registry import make_detector, make_tracker
+from selfheal_kg.detect.hysteresis import SignalTracker
+from selfheal_kg.detect.registry import make_detector
 from selfheal_kg.engine.durable import DurableRuleEngine
 from selfheal_kg.engine.rules import load_rules
 from selfheal_kg.engine.to_graph import rule_triples
@@ -35,6 +37,7 @@ from selfheal_kg.kg import records, topology
 from selfheal_kg.kg.loader import KnowledgeLoader
 from selfheal_kg.kg.namespaces import INCIDENTS_GRAPH
 from selfheal_kg.kg.store import KnowledgeStore, open_store
+from selfheal_kg.learn.loop import LearningLoop
 from selfheal_kg.learn.stats import history_for_decision
 from selfheal_kg.model import Signal
 from selfheal_kg.monitor.alerts import AlertManager
@@ -101,14 +104,19 @@ class Runtime:
         self.alerts = AlertManager(self.clock, self._graph)
         self.prober = Prober(self.clock, probe_specs_from_graph(self.store))
         self._patterns = load_symptoms(self.store)
+        self.learning = LearningLoop(self.store, self.clock, np.random.default_rng())
         self.pipeline = Pipeline(
             clock=self.clock,
             series=self.series,
             detector=make_detector(),
-            tracker=make_tracker(),
+            tracker=SignalTracker(levels=self.learning.levels),
             engine=self.engine,
             knowledge=Knowledge(
-                self._topology, self._playbooks, self._history, lambda: self._patterns
+                self._topology,
+                self._playbooks,
+                self._history,
+                lambda: self._patterns,
+                refine=self.learning.refine,
             ),
             book=self.book,
             healer=Healer(self.executors, self.clock),
@@ -124,6 +132,7 @@ class Runtime:
         if config.store_path is not None:
             journal = Journal(config.store_path.with_name(config.store_path.name + ".journal"))
             self.pipeline.repairs.recover(journal, self.executors, self.store)
+        self.on_event(self.learning.on_event)
         self.ticks = 0
         self.last_error: str | None = None
         self.last_reload: dict[str, Any] = {"ok": True, "at": self.clock.now(), "error": None}

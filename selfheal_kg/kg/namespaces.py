@@ -24,7 +24,14 @@ INCIDENTS_GRAPH = GRAPH["incidents"]
 # learnt knowledge (draft/promoted patterns, threshold adjustments): never replaced on reload
 LEARNED_GRAPH = GRAPH["learned"]
 
-ALL_GRAPHS = (ONTOLOGY_GRAPH, SHAPES_GRAPH, TOPOLOGY_GRAPH, KNOWLEDGE_GRAPH, INCIDENTS_GRAPH)
+ALL_GRAPHS = (
+    ONTOLOGY_GRAPH,
+    SHAPES_GRAPH,
+    TOPOLOGY_GRAPH,
+    KNOWLEDGE_GRAPH,
+    LEARNED_GRAPH,
+    INCIDENTS_GRAPH,
+)
 
 PREFIXES = {
     "shk": str(SHK),

@@ -38,6 +38,7 @@ from selfheal_kg.monitor.attributes import (
     to_base_unit,
 )
 from selfheal_kg.monitor.derive import OLD_MS_METRICS, Derivation, histogram_names
+from selfheal_kg.monitor.histograms import Floats
 from selfheal_kg.monitor.ring import Ring
 from selfheal_kg.monitor.streams import HistogramPoint, Stream, interval_of
 
@@ -250,7 +251,18 @@ class _Origin:
 class _Walker:
     """Walks the points of one metric: validate, find the stream, derive."""
 
-    __slots__ = ("derivation", "export", "metric", "names", "node", "origin", "scale", "store")
+    __slots__ = (
+        "derivation",
+        "export",
+        "metric",
+        "name",
+        "names",
+        "node",
+        "origin",
+        "scale",
+        "store",
+        "unit",
+    )
 
     def __init__(
         self, store: SeriesStore, export: _Export, origin: _Origin, metric: Metric
@@ -261,6 +273,8 @@ class _Walker:
         self.node = origin.node
         self.origin = origin
         self.metric = metric
+        # read once: every access to a protobuf field builds a new Python object
+        self.name, self.unit = metric.name, metric.unit
         unit = metric.unit or ("ms" if metric.name in OLD_MS_METRICS else "")
         self.scale = to_base_unit(unit)
         self.names = histogram_names(metric.name)
@@ -322,10 +336,15 @@ class _Walker:
 
     def histogram(self) -> None:
         data = self.metric.histogram
-        bounds = self.store._bounds.get
+        temporality = data.aggregation_temporality
+        lookup = self.store._bounds.get
+        last: tuple[float, ...] | None = None
+        bounds: Floats | str = ""
         for dp in data.data_points:
-            point = points.explicit(dp, bounds(tuple(dp.explicit_bounds)))
-            self._histogram_point(dp, point, data.aggregation_temporality)
+            wanted = tuple(dp.explicit_bounds)
+            if wanted != last:  # the points of a metric nearly always share their bounds
+                last, bounds = wanted, lookup(wanted)
+            self._histogram_point(dp, points.explicit(dp, bounds), temporality)
 
     def exponential_histogram(self) -> None:
         data = self.metric.exponential_histogram
@@ -352,9 +371,9 @@ class _Walker:
         if reason is not None:
             self.export.reject(self.metric.name, reason)
             return None
-        self.origin.latest = max(self.origin.latest, dp.time_unix_nano)
-        metric = self.metric
-        key = (self.origin.key, metric.name, metric.unit, tag, attrs)
+        t = dp.time_unix_nano
+        self.origin.latest = max(self.origin.latest, t)
+        key = (self.origin.key, self.name, self.unit, tag, attrs)
         if dp.flags & _NO_RECORDED_VALUE:
             # The stream went stale: forget it, so that its next point is a fresh baseline.
             self.store._forget(key)
@@ -365,7 +384,7 @@ class _Walker:
             self.export.reject(self.metric.name, "too many streams")
             return None
         self.export.accepted += 1
-        if not stream.is_new(dp.time_unix_nano):
+        if not stream.is_new(t):
             self.export.duplicates += 1
             return None
         return stream

@@ -75,6 +75,11 @@ class Pb:
     steps: tuple[St, ...] = (St(),)
     rollback: tuple[St, ...] = ()
     success: tuple[Crit, ...] = (Crit(),)
+    handles: tuple[str, ...] = ("ServiceDown",)
+    risk: str = "low"
+    cost: float = 1.0
+    requires_approval: bool = False
+    target_types: tuple[str, ...] = ("Service",)
 
 
 class Gated:
@@ -178,7 +183,7 @@ def test_a_chain_of_three_incidents_is_repaired_callee_first(flow: tuple) -> Non
     gid = incs["gateway"].id
     rows = store.query(SPARQL_PREFIXES + f"""SELECT ?order ?other WHERE {{
         ?i shk:incidentId "{gid}" ; shk:hasPlanStep ?ps . ?ps shk:planOrder ?order ;
-        shk:waitsFor/shk:incidentId ?other }}""").dicts()  # type: ignore[union-attr]
+        shk:waitsFor/shk:incidentId ?other }}""").dicts()
     assert {str(r["other"]) for r in rows} == {incs["checkout"].id, incs["inventory"].id}
     assert {int(r["order"]) for r in rows} == {2}
 
@@ -188,7 +193,7 @@ def test_two_independent_incidents_are_repaired_in_parallel(flow: tuple) -> None
     a, b = decided(f, clock, "inventory"), decided(f, clock, "search")
     f.tick(clock.now())
     ex.wait_started("inventory", "search")  # both in flight before either is released
-    assert a.status is Status.HEALING and b.status is Status.HEALING
+    assert {a.status, b.status} == {Status.HEALING}
     ex.gate("search").set()
     settle(f, ex, live, clock, "inventory")
     live.seen["search"] = clock.advance(1.0)

@@ -47,6 +47,7 @@ class Pb:
     risk: str = "low"
     cost: float = 1.0
     requires_approval: bool = False
+    target_types: tuple[str, ...] = ("Service",)
 
 
 class Proc:
@@ -194,14 +195,14 @@ def test_a_step_whose_effect_is_visible_is_not_repeated(tmp_path: Path) -> None:
     second = restart(tmp_path, first)
     second.proc.pid = 4242  # the restart had happened: a new process runs
     inc = second.book.get(iid)
-    assert inc is not None and inc.status is Status.HEALING
+    assert inc is not None and inc.status.value == "healing"
     second.flow.tick(second.clock.advance(1.0))
     second.flow.wait_idle()
     assert second.proc.executed == [], "an applied step must not run twice"
     assert inc.status is Status.VERIFYING
     second.live.seen[inc.node] = second.clock.advance(1.0)
     second.flow.tick(second.clock.now())
-    assert inc.status is Status.RESOLVED
+    assert inc.status.value == "resolved"
     detail = records.incident_detail(second.store, iid)
     assert detail["status"] == "resolved"
     assert any("not repeated" in s["detail"] for s in detail["steps"])

@@ -10,6 +10,7 @@ worker reports again) without restarting it a second time, and resolve the incid
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -136,14 +137,9 @@ def setup(tmp_path: Path) -> Iterator[Setup]:
             if p.poll() is None:
                 p.kill()
                 p.wait(timeout=10)
-        for pid in s.pids():
-            try:
+        for pid in s.pids():  # every worker leads its own session (process group)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
 
 
 def test_sigkill_mid_step_is_recovered_without_repeating_the_step(setup: Setup) -> None:

@@ -1,0 +1,56 @@
+"""The runtime: composition from one Config, file watching, and refusing bad files at start."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from selfheal_kg.clock import FakeClock
+from selfheal_kg.config import Config
+from selfheal_kg.errors import FileLoadError
+from selfheal_kg.paths import shipped
+from selfheal_kg.runtime import Runtime
+
+
+@pytest.fixture
+def playbooks(tmp_path: Path) -> Path:
+    d = tmp_path / "playbooks"
+    shutil.copytree(shipped("playbooks"), d)
+    return d
+
+
+def test_changed_files_are_picked_up_and_broken_ones_refused(playbooks: Path) -> None:
+    rt = Runtime(Config(playbooks_dir=playbooks), clock=FakeClock(), executors={})
+    try:
+        before = set(rt.playbooks)
+        src = (playbooks / "restart-service.yaml").read_text()
+        (playbooks / "restart-again.yaml").write_text(
+            src.replace("id: restart-service", "id: restart-again")
+        )
+        for _ in range(5):
+            rt.tick()
+        assert set(rt.playbooks) == before | {"restart-again"}
+        assert rt.last_reload["ok"] is True
+
+        (playbooks / "broken.yaml").write_text("id: broken\nsteps: not-a-list\n")
+        for _ in range(5):
+            rt.tick()
+        assert set(rt.playbooks) == before | {"restart-again"}
+        assert rt.last_reload["ok"] is False
+        assert "broken.yaml" in rt.last_reload["error"]
+        rows = rt.store.query(
+            "PREFIX shk: <https://w3id.org/selfheal-kg/ontology#>\n"
+            "SELECT ?id WHERE { ?p shk:playbookId ?id }"
+        ).dicts()  # type: ignore[union-attr]
+        assert {r["id"] for r in rows} == before | {"restart-again"}
+    finally:
+        rt.pipeline.close()
+
+
+def test_a_broken_file_at_start_is_refused_with_its_name(playbooks: Path) -> None:
+    (playbooks / "bad.yaml").write_text("id: [unclosed\n")
+    with pytest.raises(FileLoadError) as err:
+        Runtime(Config(playbooks_dir=playbooks), clock=FakeClock(), executors={})
+    assert "bad.yaml" in str(err.value)
