@@ -45,6 +45,7 @@ from selfheal_kg.monitor.intake import Intake
 from selfheal_kg.monitor.logs import LogRates
 from selfheal_kg.monitor.probes import Prober, probe_specs_from_graph
 from selfheal_kg.monitor.recording import JsonlRecorder
+from selfheal_kg.monitor.templates import LogTemplates
 from selfheal_kg.monitor.series import SeriesStore
 from selfheal_kg.monitor.spans import SpanGraph
 from selfheal_kg.pipeline import Knowledge, Pipeline, Settings, TickReport, Topology
@@ -84,7 +85,8 @@ class Runtime:
         )
         self.series = SeriesStore(self.clock, max_points_per_series=config.max_points_per_series)
         self.spans = SpanGraph(self.clock)
-        self.logs = LogRates(self.series)
+        self.templates = LogTemplates(self.clock)
+        self.logs = LogRates(self.series, templates=self.templates)
         self.recorder = (
             JsonlRecorder(config.record_path, self.clock) if config.record_path else None
         )
@@ -101,6 +103,7 @@ class Runtime:
         self.executors = dict(executors) if executors is not None else build_executors(config)
         self._write_lock = threading.Lock()
         self.book = IncidentBook(Recorder(self._add_incident_triples, self._set_status))
+        self.discovery = topology.DiscoverySync(self.store, self.loader)
         self.alerts = AlertManager(self.clock, self._graph)
         self.prober = Prober(self.clock, probe_specs_from_graph(self.store))
         self._patterns = load_symptoms(self.store)
@@ -180,6 +183,7 @@ class Runtime:
         self._sync_discovered()
         if self.ticks % 5 == 0 and self._scan() != self._mtimes:
             self._reload_quietly()
+        self.pipeline.submit(signals=self.templates.drain())
         return self.pipeline.tick()
 
     def external_signals(self, signals: list[Signal]) -> None:
@@ -249,9 +253,10 @@ class Runtime:
     def _sync_discovered(self) -> None:
         if self.ticks % 5:
             return
+        self.spans.expire(self.clock.now())
         edges = self.spans.edges()
         if edges:
-            topology.add_discovered_edges(self.store, edges, self.clock.now())
+            self.discovery.sync(edges, self.clock.now())
 
     def start_background(self) -> asyncio.Task[None]:
         """Start the tick loop on the running event loop."""
@@ -288,6 +293,7 @@ class Runtime:
             "last_error": self.last_error,
             "last_reload": self.last_reload,
             "alerts": len(self.alerts.alerts()),
+            "discovery": self.discovery.health(),
         }
 
     def on_event(self, listener: Callable[[str, dict[str, object]], None]) -> None:

@@ -45,6 +45,8 @@ from selfheal_kg.monitor.streams import HistogramPoint, Stream, interval_of
 _NO_RECORDED_VALUE: Final = 1  # DataPointFlags.FLAG_NO_RECORDED_VALUE_MASK
 _MAX_REASONS: Final = 5
 _SWEEP_EVERY: Final = 10.0
+_NS: Final = 1e9
+_TEMPORALITIES: Final = (AGGREGATION_TEMPORALITY_CUMULATIVE, AGGREGATION_TEMPORALITY_DELTA)
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,12 +394,14 @@ class _Walker:
     def _histogram_point(
         self, dp: points.AnyPoint, point: HistogramPoint | str, temporality: int
     ) -> None:
-        reason = point if isinstance(point, str) else None
-        if temporality not in (AGGREGATION_TEMPORALITY_CUMULATIVE, AGGREGATION_TEMPORALITY_DELTA):
-            reason = "aggregation temporality unspecified"
+        if temporality not in _TEMPORALITIES:
+            point = "aggregation temporality unspecified"
+        if isinstance(point, str):
+            self.export.reject(self.name, point)
+            return
         attrs = self.store._keys.key(dp.attributes)
-        stream = self._checked(dp, ("histogram", temporality), reason, attrs)
-        if stream is None or isinstance(point, str):
+        stream = self._checked(dp, ("histogram", temporality), None, attrs)
+        if stream is None:
             return
         if temporality == AGGREGATION_TEMPORALITY_CUMULATIVE:
             interval = stream.histogram(point, self.origin.since)
@@ -414,7 +418,7 @@ class _Walker:
             self.node,
             names,
             stream,
-            t=_s(point.t),
+            t=point.t / _NS,
             interval=interval,
             scale=self.scale,
             failed=failed,
@@ -422,4 +426,4 @@ class _Walker:
 
 
 def _s(nanos: int) -> float:
-    return nanos / 1e9
+    return nanos / _NS
