@@ -116,14 +116,32 @@ class IncidentBook:
         with self._lock:
             return self._open.get(incident_id) or self._closed.get(incident_id)
 
-    def find_for(self, nodes: Iterable[str]) -> Incident | None:
-        """Return the open incident that already covers one of ``nodes``."""
+    def find_for(
+        self, nodes: Iterable[str], now: float | None = None, absorb: float = 600.0
+    ) -> Incident | None:
+        """Return the incident that already covers one of ``nodes``.
+
+        An open incident covers its nodes; so does one escalated to a human less than
+        ``absorb`` seconds ago: a symptom that keeps flapping while a person looks at it is the
+        same incident, not a new one each time it fires.
+        """
         wanted = set(nodes)
         with self._lock:
             for inc in self._open.values():
                 if inc.nodes & wanted:
                     return inc
+            if now is None:
+                return None
+            for inc in self._closed.values():
+                recent = inc.closed is not None and now - inc.closed < absorb
+                if inc.status is Status.ESCALATED and recent and inc.nodes & wanted:
+                    return inc
         return None
+
+    def restore(self, inc: Incident) -> None:
+        """Take back an incident read from the record after a restart (nothing is written)."""
+        with self._lock:
+            self._open[inc.id] = inc
 
     def open(self, diag: Diagnosis, now: float) -> Incident:
         """Open an incident for a diagnosis that no open incident covers."""

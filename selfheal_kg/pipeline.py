@@ -279,7 +279,7 @@ class Pipeline:
         graph = self._graph()
         for d in diagnoses:
             related = {d.node} | _near(graph, d.node)
-            inc = self.book.find_for(related)
+            inc = self.book.find_for(related, now)
             if inc is None:
                 inc = self.book.open(d, now)
                 self._emit("incident", {"incident": inc})

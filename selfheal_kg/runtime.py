@@ -45,9 +45,9 @@ from selfheal_kg.monitor.intake import Intake
 from selfheal_kg.monitor.logs import LogRates
 from selfheal_kg.monitor.probes import Prober, probe_specs_from_graph
 from selfheal_kg.monitor.recording import JsonlRecorder
-from selfheal_kg.monitor.templates import LogTemplates
 from selfheal_kg.monitor.series import SeriesStore
 from selfheal_kg.monitor.spans import SpanGraph
+from selfheal_kg.monitor.templates import LogTemplates
 from selfheal_kg.pipeline import Knowledge, Pipeline, Settings, TickReport, Topology
 from selfheal_kg.rca.graph import TopologySnapshot
 from selfheal_kg.rca.patterns import load_symptoms

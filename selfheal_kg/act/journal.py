@@ -22,16 +22,18 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from selfheal_kg.act.executor import Executor
+from selfheal_kg.act.executor import ActionReport, Executor, Params
+from selfheal_kg.act.heal import StepLike
 from selfheal_kg.act.verify import LiveView
+from selfheal_kg.clock import Clock
 from selfheal_kg.errors import ActionError, ConfigError
 from selfheal_kg.incident import Incident, IncidentBook, Status
 from selfheal_kg.kg.namespaces import INCIDENTS_GRAPH, SPARQL_PREFIXES
@@ -209,6 +211,53 @@ def _entry(row: tuple[Any, ...]) -> Entry:
     )
 
 
+# -- writing the journal around executors ----------------------------------------------------
+
+
+@dataclass(slots=True)
+class JournalRun:
+    """One repair run: where the journal's next intent goes."""
+
+    incident: str
+    playbook: str
+    target: str
+    steps: Sequence[StepLike]
+    next_step: int
+    entry: int | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class JournaledExecutor:
+    """An executor that commits a step's intent (with its rollback point) before it runs."""
+
+    def __init__(self, inner: Executor, journal: Journal, run: JournalRun, clock: Clock) -> None:
+        self.actions = inner.actions
+        self._inner, self._journal, self._run, self._clock = inner, journal, run, clock
+
+    def snapshot(self, action: str, target: str, params: Params) -> dict[str, FactValue]:
+        """Capture the rollback point, then journal the intent (the healer executes next)."""
+        point = self._inner.snapshot(action, target, params)
+        run = self._run
+        st = run.steps[run.next_step - 1] if run.next_step <= len(run.steps) else None
+        timeout = float(getattr(st, "timeout_seconds", 30.0))
+        with run.lock:
+            run.entry = self._journal.intent(
+                incident=run.incident, target=target, playbook=run.playbook,
+                step=run.next_step, action=action, params=params, rollback_point=point,
+                timeout=timeout, at=self._clock.now(),
+            )
+        return point
+
+    def execute(self, action: str, target: str, params: Params) -> ActionReport:
+        """Carry out the action through the wrapped executor."""
+        return self._inner.execute(action, target, params)
+
+    def restore(self, target: str, state: Mapping[str, FactValue]) -> ActionReport:
+        """Restore through the wrapped executor."""
+        return self._inner.restore(target, state)
+
+
+
 # -- reconciliation ----------------------------------------------------------------------------
 
 
@@ -302,8 +351,5 @@ def _incident(row: Mapping[str, Any]) -> Incident:
 
 
 def _adopt(book: IncidentBook, inc: Incident) -> None:
-    # IncidentBook has no public way to take back an incident that is already recorded
-    # (``open`` would write a second record); until it gets ``restore``, add the working copy
-    # under the book's own lock.
-    with book._lock:
-        book._open[inc.id] = inc
+    # ``open`` would write a second record: the incident is already in the graph.
+    book.restore(inc)

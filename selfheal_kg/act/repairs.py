@@ -24,12 +24,21 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Protocol
 
-from selfheal_kg.act.executor import ActionReport, Executor, Params
+from selfheal_kg.act.executor import Executor
 from selfheal_kg.act.heal import Healer, StepLike
-from selfheal_kg.act.journal import Entry, Journal, State, Verdict, reconcile, restore_incidents
+from selfheal_kg.act.journal import (
+    Entry,
+    Journal,
+    JournaledExecutor,
+    JournalRun,
+    State,
+    Verdict,
+    reconcile,
+    restore_incidents,
+)
 from selfheal_kg.act.plan import PlanItem, build_plan, plan_step_triples
 from selfheal_kg.act.safety import Permit, Refusal, SafetyGate
 from selfheal_kg.act.verify import CriterionLike, LiveView, verify
@@ -38,7 +47,7 @@ from selfheal_kg.decide.choose import PlaybookLike
 from selfheal_kg.errors import NotFound
 from selfheal_kg.incident import CLOSED, Incident, IncidentBook, Status
 from selfheal_kg.kg.store import KnowledgeStore
-from selfheal_kg.model import FactValue, Outcome, StepResult
+from selfheal_kg.model import Outcome, StepResult
 
 
 class PlaybookFull(PlaybookLike, Protocol):
@@ -63,49 +72,6 @@ class Approval:
     incident: str
     requested_at: float
     expires_at: float
-
-
-@dataclass(slots=True)
-class _Run:
-    """One repair run: where the journal's next intent goes."""
-
-    incident: str
-    playbook: str
-    target: str
-    steps: Sequence[StepLike]
-    next_step: int
-    entry: int | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-class _Journaled:
-    """An executor that commits a step's intent (with its rollback point) before it runs."""
-
-    def __init__(self, inner: Executor, journal: Journal, run: _Run, clock: Clock) -> None:
-        self.actions = inner.actions
-        self._inner, self._journal, self._run, self._clock = inner, journal, run, clock
-
-    def snapshot(self, action: str, target: str, params: Params) -> dict[str, FactValue]:
-        """Capture the rollback point, then journal the intent (the healer executes next)."""
-        point = self._inner.snapshot(action, target, params)
-        run = self._run
-        st = run.steps[run.next_step - 1] if run.next_step <= len(run.steps) else None
-        timeout = float(getattr(st, "timeout_seconds", 30.0))
-        with run.lock:
-            run.entry = self._journal.intent(
-                incident=run.incident, target=target, playbook=run.playbook,
-                step=run.next_step, action=action, params=params, rollback_point=point,
-                timeout=timeout, at=self._clock.now(),
-            )
-        return point
-
-    def execute(self, action: str, target: str, params: Params) -> ActionReport:
-        """Carry out the action through the wrapped executor."""
-        return self._inner.execute(action, target, params)
-
-    def restore(self, target: str, state: Mapping[str, FactValue]) -> ActionReport:
-        """Restore through the wrapped executor."""
-        return self._inner.restore(target, state)
 
 
 class RepairFlow:
@@ -299,11 +265,11 @@ class RepairFlow:
         self.book.add_step(inc, result, phase)
         self.emit("step", {"incident": inc, "step": result, "phase": phase})
 
-    def _runner(self, run: _Run, dry: bool) -> Healer:
+    def _runner(self, run: JournalRun, dry: bool) -> Healer:
         """Return the healer for one run: journaling when a journal is configured."""
         if self.journal is None or dry:
             return self.healer
-        wrapped = {a: _Journaled(ex, self.journal, run, self.clock)
+        wrapped = {a: JournaledExecutor(ex, self.journal, run, self.clock)
                    for a, ex in self._executors.items()}
         return Healer(wrapped, self.clock)
 
@@ -311,7 +277,7 @@ class RepairFlow:
         self, inc: Incident, pb: PlaybookFull, target: str, permit: Permit, dry: bool,
         first: int = 1, prior: Sequence[StepResult] = (),
     ) -> None:
-        run = _Run(inc.id, pb.id, target, pb.steps, first)
+        run = JournalRun(inc.id, pb.id, target, pb.steps, first)
         healer = self._runner(run, dry)
         offset = first - 1
 

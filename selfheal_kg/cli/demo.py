@@ -29,6 +29,4 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("selfheal demo: interrupted; everything it started was stopped")
         return 130
-    good = all(r.outcome is not None and r.outcome.success and r.root == r.expected_root
-               for r in runs)
-    return 0 if good else 1
+    return 0 if all(r.as_expected for r in runs) else 1

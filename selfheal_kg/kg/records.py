@@ -118,6 +118,12 @@ WHERE {{ <{inc}> shk:hasOutcome ?o . ?o shk:succeeded ?succeeded ; shk:reason ?r
   OPTIONAL {{ ?o shk:timeToRecover ?timeToRecover }} }}""",
     )
     out["outcome"] = outcome[0] if outcome else None
+    out["plan"] = _select(
+        store,
+        f"""SELECT ?order ?target ?waitsFor WHERE {{ <{inc}> shk:hasPlanStep ?p .
+  ?p shk:planOrder ?order ; shk:target ?target . OPTIONAL {{ ?p shk:waitsFor ?waitsFor }} }}
+  ORDER BY ?order""",
+    )
     out["approvals"] = _select(
         store,
         f"""SELECT ?approver ?at WHERE {{ <{inc}> shk:hasApproval ?a .

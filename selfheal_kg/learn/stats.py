@@ -39,7 +39,7 @@ SELECT ?id ?n ?p ?status ?opened ?closed ?pb ?success ?recurred ?crit
   OPTIONAL { ?inc shk:closedAt ?closed }
   OPTIONAL { ?inc shk:hasDecision/shk:chosePlaybook ?pb }
   OPTIONAL { ?n shk:criticality ?crit }
-  OPTIONAL { ?inc shk:hasOutcome ?o . ?o shk:succeeded|shk:success ?success .
+  OPTIONAL { ?inc shk:hasOutcome ?o . ?o shk:succeeded ?success .
     OPTIONAL { ?o shk:recurred ?recurred }
     OPTIONAL { ?o shk:timeToDetect ?timeToDetect }
     OPTIONAL { ?o shk:timeToDiagnose ?timeToDiagnose }

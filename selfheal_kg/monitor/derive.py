@@ -120,6 +120,8 @@ class _HistogramGroup:
 class Derivation:
     """Collects one export's contributions and turns them into derived points."""
 
+    __slots__ = ("_histograms", "_values")
+
     def __init__(self) -> None:
         self._values: dict[tuple[str, str, str], list[_ValueGroup]] = {}
         # keyed by strings (hashes cached) rather than by the names dataclass, whose hash is

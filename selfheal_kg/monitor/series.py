@@ -381,7 +381,11 @@ class _Walker:
             self.store._forget(key)
             self.export.accepted += 1
             return None
-        stream = self.store._stream(key, self.export.received_at)
+        stream = self.store._streams.get(key)
+        if stream is not None:  # the common case, inlined: a known stream
+            stream.seen = self.export.received_at
+        else:
+            stream = self.store._stream(key, self.export.received_at)
         if stream is None:
             self.export.reject(self.metric.name, "too many streams")
             return None

@@ -114,6 +114,10 @@ def _candidates(
     if observed is None:
         return cands
     observed = set(observed)
+    # Where the evidence tells client-side metrics apart (``http.client.*``, ``db.client.*``),
+    # a hidden dependency is blamed only by callers whose OUTGOING calls deviate: a caller
+    # that is slow in its own handler says nothing about what it calls.
+    client_aware = any(_calls_out(a) for a in cands.values())
     rows = np.array([snap.index[n] for n in cands], dtype=np.intp)
     for row in snap.callees(rows).tolist() if len(rows) else []:
         name = snap.names[row]
@@ -121,8 +125,15 @@ def _candidates(
             continue
         callers = [snap.names[c] for c in snap.callers(row).tolist()]
         if callers and all(c in cands for c in callers):
+            if client_aware and not all(_calls_out(cands[c]) for c in callers):
+                continue
             cands[name] = _infer(name, [cands[c] for c in callers])
     return cands
+
+
+def _calls_out(a: Anomaly) -> bool:
+    """Whether the anomaly includes client-side (outgoing call) evidence."""
+    return any(".client." in k or k.startswith("client") for k in a.kinds)
 
 
 def _infer(name: str, callers: list[Anomaly]) -> Anomaly:

@@ -104,3 +104,20 @@ def test_walk_formula_is_the_documented_closed_form() -> None:
 
 def test_no_anomaly_gives_no_cause() -> None:
     assert rank(TopologySnapshot.from_edges([("a", "b")]), {}) == []
+
+
+def test_hidden_dependency_is_blamed_only_through_outgoing_call_evidence() -> None:
+    # A leaf slow in its own handler does not implicate the database it calls; a leaf whose
+    # database calls are slow does (the database has no metrics of its own).
+    snap = TopologySnapshot.from_edges(
+        [("frontend", "checkout"), ("checkout", "inventory"), ("inventory", "inventory-db")]
+    )
+    client = ("http.server.duration.mean", "http.client.duration.mean")
+    base = {n: Anomaly(n, 1.0, 100.0, (n,), client) for n in ("frontend", "checkout")}
+    observed = {"frontend", "checkout", "inventory"}
+    slow_handler = {**base, "inventory": Anomaly("inventory", 1.0, 100.0, ("i",),
+                                                 ("http.server.duration.mean",))}
+    assert rank(snap, slow_handler, target="checkout", observed=observed)[0].node == "inventory"
+    slow_db = {**base, "inventory": Anomaly("inventory", 1.0, 100.0, ("i",),
+                                            ("db.client.operation.duration.mean",))}
+    assert rank(snap, slow_db, target="checkout", observed=observed)[0].node == "inventory-db"
