@@ -117,13 +117,18 @@ class IncidentBook:
             return self._open.get(incident_id) or self._closed.get(incident_id)
 
     def find_for(
-        self, nodes: Iterable[str], now: float | None = None, absorb: float = 600.0
+        self,
+        nodes: Iterable[str],
+        now: float | None = None,
+        absorb: float = 600.0,
+        pattern: str | None = None,
     ) -> Incident | None:
         """Return the incident that already covers one of ``nodes``.
 
         An open incident covers its nodes; so does one escalated to a human less than
-        ``absorb`` seconds ago: a symptom that keeps flapping while a person looks at it is the
-        same incident, not a new one each time it fires.
+        ``absorb`` seconds ago, for the same pattern at one of its diagnosed nodes: a symptom
+        that keeps flapping while a person looks at it is the same incident, not a new one each
+        time it fires.
         """
         wanted = set(nodes)
         with self._lock:
@@ -134,7 +139,10 @@ class IncidentBook:
                 return None
             for inc in self._closed.values():
                 recent = inc.closed is not None and now - inc.closed < absorb
-                if inc.status is Status.ESCALATED and recent and inc.nodes & wanted:
+                same = {(d.pattern, d.node) for d in inc.diagnoses}
+                if inc.status is Status.ESCALATED and recent and any(
+                    (pattern, n) in same for n in wanted
+                ):
                     return inc
         return None
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -279,7 +279,7 @@ class Pipeline:
         graph = self._graph()
         for d in diagnoses:
             related = {d.node} | _near(graph, d.node)
-            inc = self.book.find_for(related, now)
+            inc = self.book.find_for(related, now, pattern=d.pattern)
             if inc is None:
                 inc = self.book.open(d, now)
                 self._emit("incident", {"incident": inc})
@@ -303,17 +303,20 @@ class Pipeline:
         for node in self.liveness.down():
             observed |= set(snapshot.graph.successors(node)) if node in snapshot.graph else set()
         matches = match(self.knowledge.patterns(), self.active.values(), self.liveness.down())
+        # The incident's evidence is the anomalous part of the topology connected to it: a
+        # leaf whose traffic vanished because a sibling failed is connected to that sibling
+        # through their common, failing caller.
+        component = _component(snapshot.graph, inc.nodes, set(anomalies))
         causes = rank(
             snapshot,
-            anomalies,
-            target=inc.node,
+            {n: a for n, a in anomalies.items() if n in component},
             top=5,
             observed=observed,
             pattern_hints=hints(matches),
         )
-        graph = snapshot.graph
-        own = [c for c in causes if c.node in inc.nodes or _reaches(graph, inc.node, c.node)]
-        causes = _renumber(own or causes)
+        # A root another open incident is already repairing is not this incident's root.
+        taken = {o.root for o in self.book.open_incidents() if o is not inc and o.root_causes}
+        causes = _renumber([c for c in causes if c.node not in taken] or causes)
         self.book.set_root_causes(inc, causes)
         self.book.add_signals(inc, [s for s in self.active.values() if s.node in inc.nodes])
         self._emit("rca", {"incident": inc, "causes": causes})
@@ -368,6 +371,14 @@ class Pipeline:
         """Whether a signal on ``metric`` is active for ``node`` (LiveView)."""
         return any(s.node == node and s.metric == metric for s in self.active.values())
 
+    def active_ids(self) -> set[str]:
+        """Ids of the signals active now (LiveView)."""
+        return set(self.active)
+
+    def opened_since(self, nodes: Collection[str], t: float) -> list[str]:
+        """Active signals on ``nodes`` with onset after ``t`` (LiveView)."""
+        return sorted(s.id for s in self.active.values() if s.node in nodes and s.onset > t)
+
     # -- helpers ------------------------------------------------------------------------
 
     def _anomalies(self, signals: Iterable[Signal] | None = None) -> dict[str, Anomaly]:
@@ -417,8 +428,17 @@ def _near(graph: nx.DiGraph, node: str) -> set[str]:
     return set(nx.descendants(graph, node)) | set(nx.ancestors(graph, node))
 
 
-def _reaches(graph: nx.DiGraph, src: str, dst: str) -> bool:
-    return src in graph and dst in graph and nx.has_path(graph, src, dst)
+def _component(graph: nx.DiGraph, seeds: Iterable[str], anomalous: set[str]) -> set[str]:
+    """Return the anomalous nodes connected to ``seeds`` through anomalous nodes (undirected)."""
+    seen = set(seeds)
+    frontier = [n for n in seen if n in graph]
+    while frontier:
+        node = frontier.pop()
+        for nxt in (*graph.successors(node), *graph.predecessors(node)):
+            if nxt in anomalous and nxt not in seen:
+                seen.add(nxt)
+                frontier.append(nxt)
+    return seen
 
 
 def _renumber(causes: list[RootCause]) -> list[RootCause]:

@@ -382,12 +382,21 @@ class RepairFlow:
         pb = self.playbooks().get(inc.decision.chosen.playbook)
         since = inc.repaired_at or now
         criteria = pb.success if pb is not None else ()
-        verdict = verify(criteria, inc.decision.chosen.target, since, now, self.live)
+        target = inc.decision.chosen.target
+        verdict = verify(
+            criteria,
+            target,
+            since,
+            now,
+            self.live,
+            symptoms=[sid for sid, sig in inc.signals.items() if sig.onset <= since],
+            dependents=inc.nodes - {target},
+        )
         if verdict.passed:
             self._release(inc, success=True)
             outcome = Outcome(inc.id, True, now, f"verified: {verdict.detail}")
             self._close(inc, outcome, now, Status.RESOLVED)
-        elif verdict.expired:
+        elif verdict.expired or verdict.regressed:
             self._release(inc, success=False)
             if pb is not None and pb.rollback:
                 self.healer.run_rollback(pb.rollback, inc.decision.chosen.target,

@@ -7,7 +7,7 @@ when no signal on that metric is active for the target any more.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -21,6 +21,14 @@ class LiveView(Protocol):
 
     def signal_active(self, node: str, metric: str) -> bool:
         """Whether a signal on ``metric`` is active for ``node``."""
+        ...
+
+    def active_ids(self) -> set[str]:
+        """Ids of the signals active now."""
+        ...
+
+    def opened_since(self, nodes: Collection[str], t: float) -> list[str]:
+        """Ids of active signals on ``nodes`` whose onset is after ``t``."""
         ...
 
 
@@ -37,11 +45,16 @@ class CriterionLike(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """Whether all criteria hold, and a readable account of each."""
+    """Whether all criteria hold, and a readable account of each.
+
+    ``regressed`` lists signals that appeared on the target or its dependents after the repair:
+    a side effect, rolled back at once.
+    """
 
     passed: bool
     expired: bool
     detail: str
+    regressed: tuple[str, ...] = ()
 
 
 CLEARED = frozenset({"cleared", "value <= baseline", "no signal"})
@@ -60,12 +73,32 @@ def holds(crit: CriterionLike, node: str, since: float, live: LiveView) -> tuple
 
 
 def verify(
-    criteria: Sequence[CriterionLike], node: str, since: float, now: float, live: LiveView
+    criteria: Sequence[CriterionLike],
+    node: str,
+    since: float,
+    now: float,
+    live: LiveView,
+    *,
+    symptoms: Collection[str] = (),
+    dependents: Collection[str] = (),
 ) -> Verdict:
-    """Evaluate every criterion; ``expired`` once the longest deadline has passed unmet."""
+    """Evaluate every criterion for ``node`` after a repair that ended at ``since``.
+
+    The repair is verified only when the target's criteria hold AND the incident's symptoms
+    (signal ids, on the target and its dependents) have cleared. ``expired`` once the longest
+    deadline has passed unmet; ``regressed`` when a new signal opened on the target or
+    ``dependents`` after the repair.
+    """
     results = [holds(c, node, since, live) for c in criteria]
+    lingering = sorted(set(symptoms) & live.active_ids())
+    if lingering:
+        results.append((False, f"{len(lingering)} symptom(s) still active: {lingering[0]}"))
     passed = all(ok for ok, _ in results)
+    regressed = tuple(live.opened_since({node, *dependents}, since))
     deadline = max((c.deadline_seconds for c in criteria), default=30.0)
     expired = not passed and now - since > deadline
     detail = "; ".join(text for _, text in results) or "no success criteria"
-    return Verdict(passed=passed, expired=expired, detail=detail)
+    if regressed:
+        detail += f"; regression after the repair: {', '.join(regressed)}"
+    return Verdict(passed=passed and not regressed, expired=expired, detail=detail,
+                   regressed=regressed)

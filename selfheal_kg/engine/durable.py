@@ -31,6 +31,7 @@ from selfheal_kg.model import Fact, FactValue
 
 _SID = "0"
 _RESERVED = ("$", "__")
+_MAX_NAME_SETS = 1024
 
 
 class _QuietHost(durable_engine.Host):  # type: ignore[misc]  # durable is untyped
@@ -40,15 +41,32 @@ class _QuietHost(durable_engine.Host):  # type: ignore[misc]  # durable is untyp
         """Start nothing: the engine is driven explicitly."""
 
 
-def fact_payload(fact: Fact, program: DurableProgram) -> dict[str, FactValue]:
-    """Return the message posted to durable for ``fact``: attrs, derived regex tests, sid."""
+def fact_payload(
+    fact: Fact, program: DurableProgram, plain: dict[tuple[str, ...], bool] | None = None
+) -> dict[str, FactValue]:
+    """Return the message posted to durable for ``fact``: attrs, derived regex tests, sid.
+
+    ``plain`` remembers which attribute name sets need no filtering (facts of one type
+    share theirs), so that most facts are copied without testing each name.
+    """
+    attrs = fact.attrs
+    names = tuple(attrs)
+    known = None if plain is None else plain.get(names)
+    if known is None:
+        known = not any(_reserved(k) for k in names)
+        if plain is not None and len(plain) < _MAX_NAME_SETS:
+            plain[names] = known
     # keys durable reserves or that could spoof a derived attribute are dropped
-    data = {k: v for k, v in fact.attrs.items() if k != "sid" and not k.startswith(_RESERVED)}
+    data = dict(attrs) if known else {k: v for k, v in attrs.items() if not _reserved(k)}
     data["id"], data["type"] = fact.id, fact.type
     if program.regexes:
         data.update(derived_attrs(program.regexes, data))
     data["sid"] = _SID
     return data
+
+
+def _reserved(key: str) -> bool:
+    return key == "sid" or key.startswith(_RESERVED)
 
 
 class DurableMatcher:
@@ -63,6 +81,7 @@ class DurableMatcher:
         # fact id → the payload durable stored; a fact no rule tests is never stored, so
         # retracting it needs no post (and the stored payload need not be rebuilt)
         self._held: dict[str, dict[str, FactValue]] = {}
+        self._plain: dict[tuple[str, ...], bool] = {}
         definition = {
             rule: {**copy.deepcopy(body), "run": self._action(rule)}
             for rule, body in program.definition.items()
@@ -91,7 +110,7 @@ class DurableMatcher:
         """Post ``fact`` as a durable fact and return the matches its actions recorded."""
         if self._empty:
             return []
-        payload = fact_payload(fact, self._program)
+        payload = fact_payload(fact, self._program, self._plain)
         if self._post(self._host.assert_fact, payload):
             self._held[fact.id] = payload
         return self._outcome()

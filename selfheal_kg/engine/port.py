@@ -201,9 +201,11 @@ class EngineCore(ABC):
         with self._lock:
             self._now = max(self._now, fact.at)
             old = self._facts.get(fact.id)
-            if old == fact:
-                return []
-            firings = self._retract(old) if old is not None else []
+            firings: list[Firing] = []
+            if old is not None:
+                if old == fact:
+                    return []
+                firings = self._retract(old)
             self._facts[fact.id] = fact
             self._schedule_expiry(fact)
             if self._matcher is not None:
@@ -319,7 +321,7 @@ def _action_names(rule: Rule) -> str:
 
 def _ordered(firings: list[Firing]) -> list[Firing]:
     if len(firings) < 2:  # the common case: nothing to order, skip building sort keys
-        return list(firings)
+        return firings
     return sorted(firings, key=_order_key)
 
 

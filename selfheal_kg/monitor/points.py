@@ -75,18 +75,18 @@ def explicit(dp: HistogramDataPoint, bounds: Floats | str) -> HistogramPoint | s
         reason = f"sum {total} is not finite"
     if reason is not None or isinstance(bounds, str):
         return reason or str(bounds)
-    counts = tuple(dp.bucket_counts)
+    counts, count = tuple(dp.bucket_counts), dp.count
     if not counts and bounds.size == 0:
-        counts = (dp.count,)
+        counts = (count,)
     elif len(counts) != bounds.size + 1:
         return (
             f"{len(counts)} bucket_counts for {bounds.size} explicit_bounds "
             f"(expected {bounds.size + 1})"
         )
-    elif sum(counts) != dp.count:
-        return f"count {dp.count} is not the sum of bucket_counts ({sum(counts)})"
+    elif sum(counts) != count:
+        return f"count {count} is not the sum of bucket_counts ({sum(counts)})"
     buckets = Buckets(bounds, np.array(counts, dtype=np.float64))
-    return HistogramPoint(start, t, float(dp.count), total, buckets)
+    return HistogramPoint(start, t, float(count), total, buckets)
 
 
 def exponential(dp: ExponentialHistogramDataPoint) -> HistogramPoint | str:

@@ -47,6 +47,8 @@ _MAX_REASONS: Final = 5
 _SWEEP_EVERY: Final = 10.0
 _NS: Final = 1e9
 _TEMPORALITIES: Final = (AGGREGATION_TEMPORALITY_CUMULATIVE, AGGREGATION_TEMPORALITY_DELTA)
+# Shared by every histogram stream key (a tuple per point would also be one per stream).
+_HISTOGRAM_TAGS: Final[dict[int, tuple[str, int]]] = {t: ("histogram", t) for t in _TEMPORALITIES}
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,35 +308,36 @@ class _Walker:
     def sum(self) -> None:
         data = self.metric.sum
         temporality = data.aggregation_temporality
-        if temporality not in (AGGREGATION_TEMPORALITY_CUMULATIVE, AGGREGATION_TEMPORALITY_DELTA):
+        if temporality not in _TEMPORALITIES:
             for _ in data.data_points:
-                self.export.reject(self.metric.name, "aggregation temporality unspecified")
+                self.export.reject(self.name, "aggregation temporality unspecified")
             return
-        tag = ("sum", temporality, data.is_monotonic)
-        name, cumulative = self.metric.name, temporality == AGGREGATION_TEMPORALITY_CUMULATIVE
+        monotonic = data.is_monotonic
+        tag = ("sum", temporality, monotonic)
+        name, cumulative = self.name, temporality == AGGREGATION_TEMPORALITY_CUMULATIVE
+        rate_name = f"{name}.rate"
         for dp in data.data_points:
             found = self._number_point(dp, tag)
             if not found:
                 continue
             stream, value = found
-            t = _s(dp.time_unix_nano)
-            if not data.is_monotonic:
-                stream.observe(dp.time_unix_nano)
+            start, t_ns = dp.start_time_unix_nano, dp.time_unix_nano
+            t = t_ns / _NS
+            if not monotonic:
+                stream.observe(t_ns)
                 if not cumulative:
                     stream.total += value
                     value = stream.total
                 self.derivation.value(self.node, name, "sum", stream, t=t, value=value)
                 continue
             if cumulative:
-                moved = stream.counter(
-                    dp.start_time_unix_nano, dp.time_unix_nano, value, self.origin.since
-                )
+                moved = stream.counter(start, t_ns, value, self.origin.since)
             else:
-                seconds = stream.delta_seconds(dp.start_time_unix_nano, dp.time_unix_nano)
+                seconds = stream.delta_seconds(start, t_ns)
                 moved = None if seconds is None else (value, seconds)
             if moved and moved[1] > 0:
                 rate = moved[0] / moved[1]
-                self.derivation.value(self.node, f"{name}.rate", "sum", stream, t=t, value=rate)
+                self.derivation.value(self.node, rate_name, "sum", stream, t=t, value=rate)
 
     def histogram(self) -> None:
         data = self.metric.histogram
@@ -404,7 +407,7 @@ class _Walker:
             self.export.reject(self.name, point)
             return
         attrs = self.store._keys.key(dp.attributes)
-        stream = self._checked(dp, ("histogram", temporality), None, attrs)
+        stream = self._checked(dp, _HISTOGRAM_TAGS[temporality], None, attrs)
         if stream is None:
             return
         if temporality == AGGREGATION_TEMPORALITY_CUMULATIVE:

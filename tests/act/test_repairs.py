@@ -92,6 +92,12 @@ class Live:
     def signal_active(self, node: str, metric: str) -> bool:
         return False
 
+    def active_ids(self) -> set[str]:
+        return set()
+
+    def opened_since(self, nodes: object, t: float) -> list[str]:
+        return []
+
 
 @dataclass
 class World:

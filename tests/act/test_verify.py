@@ -16,12 +16,19 @@ class Live:
     def __init__(self, seen: dict[str, float], active: set[tuple[str, str]]) -> None:
         self.seen = seen
         self.active = active
+        self.late: set[str] = set()
 
     def seen_since(self, node: str, t: float) -> bool:
         return self.seen.get(node, 0.0) > t
 
     def signal_active(self, node: str, metric: str) -> bool:
         return (node, metric) in self.active
+
+    def active_ids(self) -> set[str]:
+        return {f"{n}|{m}" for n, m in self.active}
+
+    def opened_since(self, nodes: object, t: float) -> list[str]:
+        return sorted(self.late)
 
 
 def test_health_up_needs_telemetry_after_the_repair() -> None:
@@ -43,3 +50,20 @@ def test_cleared_reads_live_signals_and_expires_after_deadline() -> None:
 def test_unknown_condition_never_passes() -> None:
     v = verify([Crit("x", "vibes are good")], "a", 0.0, 1.0, Live({"a": 5.0}, set()))
     assert not v.passed and "unknown condition" in v.detail
+
+
+def test_lingering_symptoms_of_dependents_hold_verification_back() -> None:
+    crit = [Crit("health", "health == up")]
+    live = Live({"a": 101.0}, {("caller", "http.server.error.ratio")})
+    v = verify(crit, "a", 100.0, 102.0, live, symptoms=["caller|http.server.error.ratio"])
+    assert not v.passed and "still active" in v.detail
+    live.active.clear()
+    assert verify(crit, "a", 100.0, 103.0, live, symptoms=["caller|http.server.error.ratio"]).passed
+
+
+def test_a_new_signal_after_the_repair_is_a_regression() -> None:
+    live = Live({"a": 101.0}, set())
+    live.late = {"caller|latency@101"}
+    v = verify([Crit("health", "health == up")], "a", 100.0, 102.0, live, dependents=["caller"])
+    assert not v.passed and v.regressed == ("caller|latency@101",)
+    assert "regression" in v.detail
