@@ -1,6 +1,6 @@
 """OTLP metrics intake throughput, in points/s: decode only, decode + walk, end-to-end.
 
-Usage: .venv/bin/python bench/bench_otlp.py [SECONDS_PER_CASE] [--memory-only]
+Usage: .venv/bin/python bench/bench_otlp.py [SECONDS_PER_CASE] [--memory-only | --no-memory]
 One request = 20 services x (30 routes x 2 status codes of http.server.request.duration,
 30 counters, 5 gauges) ≈ 2,500 points, as an SDK would export them. "decode + walk" touches
 every point's attributes and values from Python (the floor of any Python ingestion);
@@ -140,8 +140,11 @@ def stream_count(services: int, routes: int) -> int:
     return services * (routes * 3 + 5)
 
 
-def memory_per_series(services: int, routes: int) -> tuple[int, float]:
-    """Return (active series, bytes per series) after two exports (baseline + interval)."""
+def memory_per_series(services: int, routes: int) -> tuple[int, int, float]:
+    """Return (active series, empty store bytes, bytes per series) after two exports.
+
+    Two exports: the first sets each stream's baseline, the second derives an interval.
+    """
     bodies = [build(step, services, routes).SerializeToString() for step in range(2)]
     series = stream_count(services, routes)
 
@@ -162,14 +165,17 @@ def memory_per_series(services: int, routes: int) -> tuple[int, float]:
         return size
 
     empty = grown(False)
-    return series, (grown(True) - empty) / series
+    return series, empty, (grown(True) - empty) / series
 
 
 def memory(cases: tuple[tuple[int, int], ...] = ((20, 165), (200, 165))) -> None:
     """Print bytes per active series at each size (target: at most 1 KB)."""
     for services, routes in cases:
-        series, per = memory_per_series(services, routes)
-        print(f"memory, {series:>7,} active series     {per:>8,.0f} bytes/series (empty store: 0)")
+        series, empty, per = memory_per_series(services, routes)
+        print(
+            f"memory, {series:>7,} active series     {per:>8,.0f} bytes/series "
+            f"(empty store: {empty:,} bytes, subtracted)"
+        )
 
 
 def main(seconds: float) -> None:
@@ -213,4 +219,5 @@ if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     if "--memory-only" not in sys.argv:
         main(float(args[0]) if args else 3.0)
-    memory()
+    if "--no-memory" not in sys.argv:
+        memory()

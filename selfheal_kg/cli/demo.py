@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         runs = run_show(names, workdir=args.workdir, warmup=args.warmup)
     except ValueError as exc:
-        print(f"selfheal demo: {exc}")
+        print(f"selfheal demo: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("selfheal demo: interrupted; everything it started was stopped")
+        print("selfheal demo: interrupted; everything it started was stopped", file=sys.stderr)
         return 130
     return 0 if all(r.as_expected for r in runs) else 1

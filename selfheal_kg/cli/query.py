@@ -28,7 +28,14 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("sparql", help="the query text; '-' reads it from standard input")
     p.add_argument("--format", choices=sorted(FORMATS), default="table")
     p.add_argument("--store", type=Path, default=None, help="on-disk Oxigraph store directory")
-    p.add_argument("--topology", type=Path, nargs="*", default=[], metavar="FILE")
+    p.add_argument(
+        "--topology",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="topology Turtle file to load first (repeat for several)",
+    )
     p.set_defaults(run=run)
 
 

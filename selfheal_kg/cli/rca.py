@@ -29,15 +29,31 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="rank root-cause candidates from a topology and metrics",
         description="Print {'root_causes': [...]} as JSON on stdout.",
     )
-    p.add_argument("--topology", type=Path, required=True, metavar="TOPO",
-                   help="caller,callee CSV or Turtle (.ttl) with shk:calls/shk:dependsOn")
-    p.add_argument("--metrics", type=Path, required=True, metavar="METRICS.csv",
-                   help="long CSV timestamp,node,metric,value")
-    p.add_argument("--baseline", type=Path, default=None, metavar="BASE.csv",
-                   help="normal-operation metrics (default: data before --at / first half)")
+    p.add_argument(
+        "--topology",
+        type=Path,
+        required=True,
+        metavar="TOPO",
+        help="caller,callee CSV or Turtle (.ttl) with shk:calls/shk:dependsOn",
+    )
+    p.add_argument(
+        "--metrics",
+        type=Path,
+        required=True,
+        metavar="METRICS.csv",
+        help="long CSV timestamp,node,metric,value",
+    )
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        metavar="BASE.csv",
+        help="normal-operation metrics (default: data before --at / first half)",
+    )
     p.add_argument("--target", default=None, help="node where the problem was noticed")
-    p.add_argument("--at", default=None, metavar="TIME",
-                   help="incident start (epoch seconds or ISO 8601)")
+    p.add_argument(
+        "--at", default=None, metavar="TIME", help="incident start (epoch seconds or ISO 8601)"
+    )
     p.add_argument("--top", type=int, default=5, metavar="K")
     p.set_defaults(run=run)
     return p

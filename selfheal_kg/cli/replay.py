@@ -19,7 +19,13 @@ def add_parser(sub: Any) -> None:
         "replay", help="run recorded OTLP (JSON lines) through the pipeline, in dry-run"
     )
     p.add_argument("files", nargs="+", type=Path, help="recordings (selfheal serve --record)")
-    p.add_argument("--topology", type=Path, nargs="*", default=(), help="topology Turtle files")
+    p.add_argument(
+        "--topology",
+        type=Path,
+        action="append",
+        default=[],
+        help="topology Turtle file (repeat for several)",
+    )
     p.add_argument("--tick", type=float, default=1.0, help="pipeline tick, recorded seconds")
     p.add_argument("--quiet", action="store_true", help="print only the summary")
     p.set_defaults(run=run)

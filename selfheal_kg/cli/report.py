@@ -48,8 +48,13 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--store", type=Path, default=None, help="on-disk Oxigraph store directory")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.add_argument("--period", choices=sorted(PERIODS), default="day")
-    p.add_argument("--last", type=int, default=5, metavar="N",
-                   help="recent trials compared with earlier ones (falling success)")
+    p.add_argument(
+        "--last",
+        type=int,
+        default=5,
+        metavar="N",
+        help="recent trials compared with earlier ones (falling success)",
+    )
     p.set_defaults(run=run)
 
 

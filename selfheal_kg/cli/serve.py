@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--host", help="listen address (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="listen port (default 4318, the OTLP/HTTP port)")
     p.add_argument("--store", type=Path, dest="store_path", help="on-disk Oxigraph store dir")
-    p.add_argument("--topology", type=Path, nargs="*", default=None, help="topology Turtle files")
+    p.add_argument(
+        "--topology",
+        type=Path,
+        action="append",
+        default=None,
+        help="topology Turtle file or directory (repeat for several)",
+    )
     p.add_argument("--rules", type=Path, dest="rules_dir", help="rules directory")
     p.add_argument("--playbooks", type=Path, dest="playbooks_dir", help="playbooks directory")
     p.add_argument("--processes", type=Path, dest="processes_file", help="supervised processes")
@@ -53,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         )
         runtime = Runtime(config)
     except SelfHealError as exc:
-        print(f"selfheal serve: {exc}")
+        print(f"selfheal serve: {exc}", file=sys.stderr)
         return 1
     uvicorn.run(create_app(runtime), host=config.host, port=config.port, log_level="warning")
     return 0
