@@ -11,13 +11,16 @@ Its traps, and how this adapter avoids them (see /work/shared/notes/libraries.md
 - ``MessageNotHandledException`` / ``MessageObservedException`` are expected and caught;
 - exceptions inside actions are swallowed by durable: every action is wrapped, the error is
   kept and re-raised as ``RuleActionError`` once the post returns;
-- ``Ruleset.__init__`` deletes the ``run`` key of the dict it gets: it gets a deep copy.
+- ``Ruleset.__init__`` deletes the ``run`` key of the dict it gets: it gets a deep copy;
+- durable JSON-encodes every posted fact: a stored fact is encoded once, as durable's
+  ``Host`` would, and its retraction posts the same text (:meth:`DurableMatcher._post`).
 """
 
 from __future__ import annotations
 
 import copy
 import itertools
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -32,6 +35,8 @@ from selfheal_kg.model import Fact, FactValue
 _SID = "0"
 _RESERVED = ("$", "__")
 _MAX_NAME_SETS = 1024
+# What durable's Ruleset does (json.dumps(..., ensure_ascii=False)), without a new encoder per call
+_ENCODE = json.JSONEncoder(ensure_ascii=False).encode
 
 
 class _QuietHost(durable_engine.Host):  # type: ignore[misc]  # durable is untyped
@@ -78,17 +83,19 @@ class DurableMatcher:
         self.name = name
         self._matches: list[Match] = []
         self._errors: list[tuple[str, BaseException]] = []
-        # fact id → the payload durable stored; a fact no rule tests is never stored, so
-        # retracting it needs no post (and the stored payload need not be rebuilt)
-        self._held: dict[str, dict[str, FactValue]] = {}
+        # fact id → the payload durable stored, encoded; a fact no rule tests is never stored,
+        # so retracting it needs no post (and a stored one is not rebuilt nor re-encoded)
+        self._held: dict[str, str] = {}
         self._plain: dict[tuple[str, ...], bool] = {}
         definition = {
             rule: {**copy.deepcopy(body), "run": self._action(rule)}
             for rule, body in program.definition.items()
         }
         self._empty = not definition
+        self._ruleset: Any = None
         if not self._empty:
             host.register_rulesets({name: definition})
+            self._ruleset = host.get_ruleset(name)
 
     def _action(self, durable_rule: str) -> Callable[[Any], None]:
         rule_id, aliases = self._program.rules[durable_rule]
@@ -111,16 +118,17 @@ class DurableMatcher:
         if self._empty:
             return []
         payload = fact_payload(fact, self._program, self._plain)
-        if self._post(self._host.assert_fact, payload):
-            self._held[fact.id] = payload
+        encoded = _ENCODE(payload)
+        if self._post(durable_engine.durable_rules_engine.assert_fact, encoded, payload):
+            self._held[fact.id] = encoded
         return self._outcome()
 
     def retract_fact(self, fact: Fact) -> list[Match]:
         """Retract ``fact`` and return the matches it unblocks."""
-        payload = self._held.pop(fact.id, None)
-        if payload is None or self._empty:
+        encoded = self._held.pop(fact.id, None)
+        if encoded is None or self._empty:
             return []
-        self._post(self._host.retract_fact, payload)
+        self._post(durable_engine.durable_rules_engine.retract_fact, encoded, encoded)
         return self._outcome()
 
     def stored_facts(self) -> list[dict[str, Any]]:
@@ -130,15 +138,28 @@ class DurableMatcher:
         facts: list[dict[str, Any]] = self._host.get_facts(self.name, _SID)
         return facts
 
-    def _post(self, post: Callable[..., Any], payload: dict[str, FactValue]) -> bool:
-        """Post ``payload``; return whether some rule tests it (else durable ignored it)."""
+    def _post(self, call: Callable[[Any, str], Any], encoded: str, message: object) -> bool:
+        """Post an encoded fact as ``Host.assert_fact``/``retract_fact`` do, then run actions.
+
+        Returns whether some rule tests the fact (else durable ignored it).
+        """
         self._matches, self._errors = [], []
+        ruleset = self._ruleset
         try:
-            post(self.name, payload)
+            state = ruleset._handle_result(call(ruleset._handle, encoded), message)
         except durable_engine.MessageNotHandledException:
             return False  # expected: no rule tests this fact
         except durable_engine.MessageObservedException:
-            pass  # expected: the fact is already known
+            return True  # expected: the fact is already known
+        failures: list[BaseException] = []
+
+        def done(error: BaseException | None, _state: object) -> None:
+            if error:
+                failures.append(error)
+
+        ruleset.do_actions(state, done)
+        if failures:  # durable's own failure, not an action's (those are in self._errors)
+            raise failures[0]
         return True
 
     def _outcome(self) -> list[Match]:

@@ -256,17 +256,9 @@ class _Walker:
     """Walks the points of one metric: validate, find the stream, derive."""
 
     __slots__ = (
-        "derivation",
-        "export",
-        "metric",
-        "name",
-        "names",
-        "node",
-        "origin",
-        "scale",
-        "store",
-        "unit",
-    )
+        "derivation", "export", "metric", "name", "names",
+        "node", "origin", "scale", "store", "unit",
+    )  # fmt: skip
 
     def __init__(
         self, store: SeriesStore, export: _Export, origin: _Origin, metric: Metric
