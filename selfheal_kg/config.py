@@ -39,6 +39,8 @@ class Config:
         processes_file: YAML list of local processes the supervisor may restart.
         executors_file: YAML declaring every target selfheal may act on, and how
             (docs/executors-file.md); the processes in ``processes_file`` are added to it.
+        notify_url: webhook that receives alert-group notifications and pages (escalations to
+            a human), as JSON; ``None`` sends nothing.
         group_wait_seconds: how long a new incident gathers symptoms before RCA and decision.
     """
 
@@ -58,6 +60,7 @@ class Config:
     record_path: Path | None = None
     processes_file: Path | None = None
     executors_file: Path | None = None
+    notify_url: str | None = None
     group_wait_seconds: float = 2.0
 
     def with_overrides(self, **overrides: Any) -> Config:

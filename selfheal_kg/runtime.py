@@ -32,7 +32,7 @@ from selfheal_kg.engine.durable import DurableRuleEngine
 from selfheal_kg.engine.rules import load_rules
 from selfheal_kg.engine.to_graph import rule_triples
 from selfheal_kg.errors import FileLoadError
-from selfheal_kg.incident import IncidentBook, Recorder
+from selfheal_kg.incident import Incident, IncidentBook, Recorder, Status
 from selfheal_kg.kg import records, topology
 from selfheal_kg.kg.loader import KnowledgeLoader
 from selfheal_kg.kg.namespaces import INCIDENTS_GRAPH
@@ -40,9 +40,10 @@ from selfheal_kg.kg.store import KnowledgeStore, open_store
 from selfheal_kg.learn.loop import LearningLoop
 from selfheal_kg.learn.stats import history_for_decision
 from selfheal_kg.model import Signal
-from selfheal_kg.monitor.alerts import AlertManager
+from selfheal_kg.monitor.alerts import AlertManager, policy_from_graph
 from selfheal_kg.monitor.intake import Intake
 from selfheal_kg.monitor.logs import LogRates
+from selfheal_kg.monitor.notify import Notification, Notifier, WebhookNotifier
 from selfheal_kg.monitor.probes import Prober, probe_specs_from_graph
 from selfheal_kg.monitor.recording import JsonlRecorder
 from selfheal_kg.monitor.series import SeriesStore
@@ -104,7 +105,12 @@ class Runtime:
         self._write_lock = threading.Lock()
         self.book = IncidentBook(Recorder(self._add_incident_triples, self._set_status))
         self.discovery = topology.DiscoverySync(self.store, self.loader)
-        self.alerts = AlertManager(self.clock, self._graph)
+        self.alerts = AlertManager(
+            self.clock, self._graph, escalation=policy_from_graph(self.store)
+        )
+        self.notifier: Notifier | None = (
+            WebhookNotifier(config.notify_url) if config.notify_url else None
+        )
         self.prober = Prober(self.clock, probe_specs_from_graph(self.store))
         self._patterns = load_symptoms(self.store)
         self.learning = LearningLoop(self.store, self.clock, np.random.default_rng())
@@ -136,6 +142,7 @@ class Runtime:
             journal = Journal(config.store_path.with_name(config.store_path.name + ".journal"))
             self.pipeline.repairs.recover(journal, self.executors, self.store)
         self.on_event(self.learning.on_event)
+        self.on_event(self._page_on_escalation)
         self.ticks = 0
         self.last_error: str | None = None
         self.last_reload: dict[str, Any] = {"ok": True, "at": self.clock.now(), "error": None}
@@ -184,7 +191,29 @@ class Runtime:
         if self.ticks % 5 == 0 and self._scan() != self._mtimes:
             self._reload_quietly()
         self.pipeline.submit(signals=self.templates.drain())
-        return self.pipeline.tick()
+        report = self.pipeline.tick()
+        self._notify()
+        return report
+
+    def _notify(self) -> None:
+        """Send due alert-group notifications, and pages for escalation levels reached."""
+        if self.notifier is None:
+            return
+        now = self.clock.now()
+        self.alerts.dispatch(self.notifier, now)
+        for esc in self.alerts.escalations(now):
+            if esc.action == "page":
+                self.notifier.send(
+                    Notification(f"page:{esc.group_id}", esc.root, "firing", (), now)
+                )
+
+    def _page_on_escalation(self, kind: str, payload: dict[str, object]) -> None:
+        inc = payload.get("incident")
+        if kind != "outcome" or self.notifier is None or not isinstance(inc, Incident):
+            return
+        if inc.status is Status.ESCALATED:
+            page = Notification(f"incident:{inc.id}", inc.root, "firing", (), self.clock.now())
+            self.notifier.send(page)
 
     def external_signals(self, signals: list[Signal]) -> None:
         """Hand signals from outside the detectors (Alertmanager) to the next tick."""

@@ -54,3 +54,28 @@ def test_a_broken_file_at_start_is_refused_with_its_name(playbooks: Path) -> Non
     with pytest.raises(FileLoadError) as err:
         Runtime(Config(playbooks_dir=playbooks), clock=FakeClock(), executors={})
     assert "bad.yaml" in str(err.value)
+
+
+def test_escalations_page_a_human_and_alert_groups_are_notified() -> None:
+    from selfheal_kg.model import Diagnosis, Signal
+    from selfheal_kg.monitor.notify import RecordingNotifier
+
+    clock = FakeClock(5_000.0)
+    rt = Runtime(Config(), clock=clock, executors={})  # nothing to act with: escalation
+    notifier = RecordingNotifier()
+    rt.notifier = notifier
+    try:
+        now = clock.now()
+        sig = Signal("s1", "svc|http.server.error.ratio", "svc", "http.server.error.ratio",
+                     "alertmanager", 0.9, "up", now, now, 0.5, 0.0)
+        rt.pipeline.submit(signals=[sig])
+        rt.tick()
+        rt.book.open(Diagnosis("d", "ServiceDown", "svc", "t", (), now, now), now)
+        for _ in range(4):
+            clock.advance(1.0)
+            rt.tick()
+        groups = {n.group_id for n in notifier.sent}
+        assert any(g.startswith("incident:") for g in groups), groups
+        assert any(not g.startswith(("incident:", "page:")) for g in groups), groups
+    finally:
+        rt.pipeline.close()

@@ -4,15 +4,20 @@ Usage::
 
     python demo/shop/service.py --name checkout --port 8081 \
         --calls payment=http://127.0.0.1:8082/,inventory=http://127.0.0.1:8083/ \
-        [--db PATH] [--config PATH] [--export-interval 1.0] [--instance-id ID]
+        [--db PATH] [--config PATH] [--export-interval 1.0] [--instance-id ID] \
+        [--slots 1 --service-ms 20]
 
 Endpoints: ``GET /`` does the work (calls every downstream, reads the database),
-``GET /health``, and ``GET|POST /admin/fault`` (loopback only) to inject latency or errors:
+``GET /quote`` only the service's own work and pricing (no calls), ``GET /health``, and ``GET|POST /admin/fault`` (loopback only) to inject latency or errors:
 ``{"latency_ms": 300, "error_rate": 0.5}``; ``{}`` clears it.
 
 With ``--config`` the service reads a JSON configuration file (see ``settings.py``) and
 re-reads it when it changes, so a configuration push, or its rollback, takes effect
 without a restart.
+
+With ``--slots N`` the service's own work has a capacity: at most N requests work at once,
+each for about ``--service-ms`` milliseconds; the others queue, so latency rises sharply as
+the request rate nears N * 1000 / service-ms per second (a saturated instance).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import urllib.request
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
@@ -95,6 +101,25 @@ class ShopServer(ThreadingHTTPServer):
         self.telemetry = telemetry
         self.fault = Fault()
         self.settings: Settings | None = Settings(args.config) if args.config else None
+        self.capacity = Capacity(args.slots, args.service_ms)
+
+
+class Capacity:
+    """The service's own work: a few ms, or a bounded number of workers when ``slots`` > 0."""
+
+    def __init__(self, slots: int, service_ms: float) -> None:
+        self._slots = threading.Semaphore(slots) if slots > 0 else None
+        self._ms = service_ms
+
+    def work(self, extra_ms: float) -> None:
+        """Do one request's own work (plus an injected delay), queueing when saturated."""
+        # A few milliseconds of own work, varying like real work does: a baseline with
+        # natural spread, not a constant the detectors would flag at the first jitter.
+        if self._slots is None:
+            time.sleep((random.uniform(*WORK_MS) + extra_ms) / 1000.0)
+            return
+        with self._slots:
+            time.sleep((self._ms * random.uniform(0.8, 1.2) + extra_ms) / 1000.0)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -109,7 +134,9 @@ class Handler(BaseHTTPRequestHandler):
         """Serve the work, the health check or the current fault."""
         path = urlsplit(self.path).path
         if path == "/":
-            self._work()
+            self._work(self._do_work)
+        elif path == "/quote":
+            self._work(self._quote)
         elif path == "/health":
             self._send(200, {"status": "ok", "service": self.server.name})
         elif path == "/admin/fault" and self._local():
@@ -152,23 +179,24 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _work(self) -> None:
+    def _work(self, do: Callable[[], tuple[int, str | None]]) -> None:
         tel = self.server.telemetry
+        route = urlsplit(self.path).path
         start = time.perf_counter()
         attrs: dict[str, Any] = {"http.request.method": "GET", "url.scheme": "http"}
         with tel.tracer.start_as_current_span(
-            "GET /",
+            f"GET {route}",
             context=extract(_carrier(self.headers.items())),
             kind=SpanKind.SERVER,
             attributes={
                 **attrs,
-                "http.route": "/",
-                "url.path": "/",
+                "http.route": route,
+                "url.path": route,
                 "server.address": "127.0.0.1",
                 "server.port": self.server.server_port,
             },
         ) as span:
-            status, error = self._do_work()
+            status, error = do()
             span.set_attribute("http.response.status_code", status)
             attrs["http.response.status_code"] = status
             if error is not None:
@@ -176,13 +204,11 @@ class Handler(BaseHTTPRequestHandler):
                 span.set_attribute("error.type", str(status))
                 attrs["error.type"] = str(status)
             self._send(status, {"service": self.server.name, "error": error})
-        tel.server_duration.record(time.perf_counter() - start, {**attrs, "http.route": "/"})
+        tel.server_duration.record(time.perf_counter() - start, {**attrs, "http.route": route})
 
     def _do_work(self) -> tuple[int, str | None]:
         fault = self.server.fault.get()
-        # A few milliseconds of own work, varying like real work does: a baseline with
-        # natural spread, not a constant the detectors would flag at the first jitter.
-        time.sleep(random.uniform(WORK_MS[0], WORK_MS[1]) / 1000.0 + fault["latency_ms"] / 1000.0)
+        self.server.capacity.work(fault["latency_ms"])
         if fault["error_rate"] and random.random() < fault["error_rate"]:
             log.error("%s: injected error", self.server.name)
             return 500, "injected error"
@@ -198,6 +224,11 @@ class Handler(BaseHTTPRequestHandler):
                 return 500, f"db: {error}"
         # The configuration is used last (pricing the answer), so a bad push fails this
         # service's answers while its dependencies still see their usual traffic.
+        return self._price()
+
+    def _quote(self) -> tuple[int, str | None]:
+        """Price without calling anything (what a price-comparison bot asks for)."""
+        self.server.capacity.work(self.server.fault.get()["latency_ms"])
         return self._price()
 
     def _price(self) -> tuple[int, str | None]:
@@ -309,11 +340,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--config", type=Path)
     parser.add_argument("--export-interval", type=float, default=1.0)
     parser.add_argument("--instance-id")
+    parser.add_argument("--slots", type=int, default=0, help="concurrent workers (0: no limit)")
+    parser.add_argument("--service-ms", type=float, default=20.0, help="work per request, ms")
     args = parser.parse_args(argv)
     if not NAME.fullmatch(args.name):
         parser.error(f"--name {args.name!r} must match {NAME.pattern}")
     if not 0 < args.port < 65536:
         parser.error("--port must be in 1..65535")
+    if not 0 <= args.slots <= 256 or not 0 < args.service_ms <= 10_000:
+        parser.error("--slots must be in 0..256 and --service-ms in (0, 10000]")
     if not 0.05 <= args.export_interval <= 3600:
         parser.error("--export-interval must be in [0.05, 3600] seconds")
     return args

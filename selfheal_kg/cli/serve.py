@@ -33,6 +33,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--dry-run", action="store_true", default=None, help="execute nothing")
     p.add_argument("--token", dest="api_token", help="bearer token for mutating endpoints")
     p.add_argument("--record", type=Path, dest="record_path", help="record OTLP as JSON lines")
+    p.add_argument("--notify", dest="notify_url", help="webhook for notifications and pages")
     p.set_defaults(run=run)
 
 
@@ -57,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             api_token=args.api_token,
             record_path=args.record_path,
+            notify_url=args.notify_url,
         )
         runtime = Runtime(config)
     except SelfHealError as exc:

@@ -6,7 +6,8 @@ For each playbook the knowledge graph links to the diagnosed pattern:
   (low → Beta(9, 1), medium → Beta(7, 3), high → Beta(5, 5)) and is updated with the recorded
   successes and failures of this playbook for this pattern;
 * ``blast_radius`` — how many nodes depend on the target, transitively (callers of callers);
-* ``utility = p_success - 0.1 * cost - 0.05 * blast_radius * risk_weight``.
+* mitigations — declared rollback steps halve the blast-radius penalty;
+* ``utility = p_success - 0.1 * cost - 0.05 * blast_radius * risk_weight * mitigation``.
 
 Playbooks whose target types exclude the target are kept in the record as not applicable, so
 the explanation shows every candidate. Risk ``high`` or ``requires_approval`` needs approval.
@@ -30,6 +31,7 @@ PRIORS: dict[str, tuple[float, float]] = {
 RISK_WEIGHT: dict[str, float] = {"low": 0.2, "medium": 0.6, "high": 1.0}
 COST_WEIGHT = 0.1
 BLAST_WEIGHT = 0.05
+MITIGATED = 0.5  # the blast-radius penalty left when a repair can be rolled back
 
 
 class PlaybookLike(Protocol):
@@ -55,6 +57,11 @@ class History:
 
     successes: int = 0
     failures: int = 0
+
+
+def _mitigations(pb: PlaybookLike) -> list[str]:
+    """Return what limits the damage of ``pb`` going wrong: declared rollback steps."""
+    return ["rollback"] if getattr(pb, "rollback", ()) else []
 
 
 def blast_radius(topology: nx.DiGraph, target: str) -> int:
@@ -92,12 +99,14 @@ def evaluate(
     applicable = type_ok and not missing
     radius = blast_radius(topology, target)
     p = p_success(pb.risk, history)
-    utility = (
-        p - COST_WEIGHT * pb.cost - BLAST_WEIGHT * radius * RISK_WEIGHT.get(pb.risk, 1.0)
-    )
+    mitigations = _mitigations(pb)
+    # a repair that can be undone exposes its dependents for less time when it goes wrong
+    exposure = radius * RISK_WEIGHT.get(pb.risk, 1.0) * (MITIGATED if mitigations else 1.0)
+    utility = p - COST_WEIGHT * pb.cost - BLAST_WEIGHT * exposure
     reason = (
         f"p_success={p:.2f} (prior {pb.risk}, {history.successes} ok / {history.failures} failed)"
         f", blast_radius={radius}, cost={pb.cost:g}"
+        f", mitigations={'+'.join(mitigations) or 'none'}"
     )
     if not type_ok:
         reason = f"not applicable: target type {target_type!r} not in {list(pb.target_types)}"

@@ -26,6 +26,7 @@ from typing import Any
 
 from selfheal_kg.act.process import ProcessSpec, ProcessSupervisor
 from selfheal_kg.clock import Clock, SystemClock
+from selfheal_kg.demo.replicas import ReplicaSet
 from selfheal_kg.errors import ActionError, FileLoadError
 from selfheal_kg.paths import shipped
 
@@ -33,16 +34,25 @@ _NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
 _CRITICALITY = frozenset({"low", "medium", "high", "critical"})
 # Every service starts from this known-good configuration (see demo/shop/settings.py).
 GOOD_CONFIG = {"currency": "EUR", "tax_rate": 0.2, "pool_size": 8}
+# Replicas a scaled-out service may reach (declared ones plus scale-out).
+MAX_REPLICAS = 6
 
 
 @dataclass(frozen=True, slots=True)
 class ServiceDecl:
-    """One declared service: its downstream services and, optionally, its database."""
+    """One declared service: its downstream services and, optionally, its database.
+
+    ``replicas`` > 1 puts a load balancer (``demo/shop/lb.py``) in front of that many
+    instances; ``slots`` > 0 bounds each instance's concurrent work of ``service_ms`` ms.
+    """
 
     name: str
     calls: tuple[str, ...]
     database: str | None
     criticality: str
+    replicas: int = 1
+    slots: int = 0
+    service_ms: float = 20.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +106,17 @@ def _parse_service(item: Any) -> ServiceDecl:
             raise ValueError(f"name {value!r} must match {_NAME.pattern}")
     if criticality not in _CRITICALITY:
         raise ValueError(f"{name}: criticality {criticality!r} not in {sorted(_CRITICALITY)}")
-    return ServiceDecl(name, calls, database, criticality)
+    replicas = _bounded(item, "replicas", 1, 1, MAX_REPLICAS)
+    slots = _bounded(item, "slots", 0, 0, 256)
+    service_ms = _bounded(item, "service_ms", 20, 1, 10_000)
+    return ServiceDecl(name, calls, database, criticality, replicas, slots, float(service_ms))
+
+
+def _bounded(item: Any, key: str, default: int, low: int, high: int) -> int:
+    value = item.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{item.get('name')}: {key} must be an integer in [{low}, {high}]")
+    return value
 
 
 def free_port() -> int:
@@ -220,12 +240,49 @@ class Shop:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.health_timeout = health_timeout
         self.supervisor = ProcessSupervisor(clock or SystemClock(), self.workdir / "logs")
+        self._extra_ports: set[int] = set()
         self._ports = _distinct_ports([s.name for s in self.declaration.services])
         self._load: LoadGenerator | None = None
+        self._side_loads: dict[str, LoadGenerator] = {}
+        self.replica_sets: dict[str, ReplicaSet] = {}
         env = _otel_env(otlp_endpoint.rstrip("/"))
         for service in self.declaration.services:
             self._write_good_config(service.name)
-            self.supervisor.add(self._spec(service, python, export_interval, env))
+            if service.replicas > 1:
+                self._add_replicated(service, python, export_interval, env)
+            else:
+                port = self._ports[service.name]
+                spec = self._spec(service, service.name, port, python, export_interval, env)
+                self.supervisor.add(spec)
+
+    def _add_replicated(
+        self, service: ServiceDecl, python: str, interval: float, env: dict[str, str]
+    ) -> None:
+        """Add the instances of ``service`` and, at the service's address, its balancer."""
+
+        def make(instance: str) -> ProcessSpec:
+            port = self._fresh_port()
+            return self._spec(service, instance, port, python, interval, env)
+
+        replicas = ReplicaSet(
+            service.name, self.url(service.name), self.supervisor, make,
+            declared=service.replicas, limit=MAX_REPLICAS, health_timeout=self.health_timeout,
+        )
+        self.replica_sets[service.name] = replicas
+        backends = ",".join(f"{n}={u}" for n, u in replicas.backends().items())
+        argv = [python, str(self._demo / "shop" / "lb.py"), "--name", service.name]
+        argv += ["--port", str(self._ports[service.name]), "--backends", backends]
+        health = self.url(service.name) + "health"
+        self.supervisor.add(ProcessSpec(f"{service.name}-lb", tuple(argv), env, self.workdir,
+                                        health))
+
+    def _fresh_port(self) -> int:
+        taken = {*self._ports.values(), *self._extra_ports}
+        port = free_port()
+        while port in taken:
+            port = free_port()
+        self._extra_ports.add(port)
+        return port
 
     def _write_good_config(self, name: str) -> None:
         path = self.config_file(name)
@@ -243,19 +300,26 @@ class Shop:
         return {name: self.config_file(name) for name in self._ports}
 
     def _spec(
-        self, service: ServiceDecl, python: str, interval: float, env: dict[str, str]
+        self,
+        service: ServiceDecl,
+        process: str,
+        port: int,
+        python: str,
+        interval: float,
+        env: dict[str, str],
     ) -> ProcessSpec:
         calls = ",".join(f"{peer}={self.url(peer)}" for peer in service.calls)
         argv = [python, str(self._demo / "shop" / "service.py"), "--name", service.name]
-        argv += ["--port", str(self._ports[service.name]), "--export-interval", str(interval)]
+        argv += ["--port", str(port), "--export-interval", str(interval)]
         if calls:
             argv += ["--calls", calls]
         argv += ["--config", str(self.config_file(service.name))]
         if service.database is not None:
             argv += ["--db", str(self.workdir / f"{service.database}.sqlite")]
-        return ProcessSpec(
-            service.name, tuple(argv), env, self.workdir, self.url(service.name) + "health"
-        )
+        if service.slots:
+            argv += ["--slots", str(service.slots), "--service-ms", str(service.service_ms)]
+        url = f"http://127.0.0.1:{port}/"
+        return ProcessSpec(process, tuple(argv), env, self.workdir, url + "health")
 
     def url(self, name: str) -> str:
         """Return the base URL (with a trailing slash) of service ``name``."""
@@ -305,8 +369,22 @@ class Shop:
         return self._load
 
     def stop_load(self) -> LoadStats | None:
-        """Stop the load, if any, and return its counts."""
+        """Stop the load, if any, and return its counts (side loads too)."""
+        for key in list(self._side_loads):
+            self.stop_side_load(key)
         load, self._load = self._load, None
+        return load.stop() if load is not None else None
+
+    def start_side_load(self, key: str, url: str, rate: float) -> LoadGenerator:
+        """Start (or replace) extra load ``key`` on ``url``, besides the users' traffic."""
+        self.stop_side_load(key)
+        load = self._side_loads[key] = LoadGenerator(url, rate, workers=64)
+        load.start()
+        return load
+
+    def stop_side_load(self, key: str) -> LoadStats | None:
+        """Stop the extra load ``key``, if running, and return its counts."""
+        load = self._side_loads.pop(key, None)
         return load.stop() if load is not None else None
 
     def __enter__(self) -> Shop:

@@ -82,3 +82,18 @@ def test_playbook_without_an_executor_is_not_applicable() -> None:
     assert not restart.applicable and "no executor offers restart" in restart.reason
     none = choose("i1", "ServiceDown", "inv", "service", pbs, chain(), {}, available=set())
     assert none.chosen is None
+
+
+@dataclass(frozen=True)
+class PBRollback(PB):
+    rollback: tuple[Step, ...] = (Step("scale-back"),)
+
+
+def test_a_rollback_mitigates_the_blast_radius_penalty() -> None:
+    plain, undoable = PB("plain", risk="medium"), PBRollback("undoable", risk="medium")
+    d = choose("i1", "ServiceDown", "inv", "service", [plain, undoable], chain(), {})
+    by = {c.playbook: c for c in d.candidates}
+    assert by["undoable"].utility > by["plain"].utility
+    assert "mitigations=rollback" in by["undoable"].reason
+    assert "mitigations=none" in by["plain"].reason
+    assert d.chosen is not None and d.chosen.playbook == "undoable"
