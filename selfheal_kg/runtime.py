@@ -41,6 +41,7 @@ from selfheal_kg.learn.loop import LearningLoop
 from selfheal_kg.learn.stats import history_for_decision
 from selfheal_kg.model import Signal
 from selfheal_kg.monitor.alerts import AlertManager, policy_from_graph
+from selfheal_kg.monitor.edge_red import EdgeRed
 from selfheal_kg.monitor.intake import Intake
 from selfheal_kg.monitor.logs import LogRates
 from selfheal_kg.monitor.notify import Notification, Notifier, WebhookNotifier
@@ -86,6 +87,7 @@ class Runtime:
         )
         self.series = SeriesStore(self.clock, max_points_per_series=config.max_points_per_series)
         self.spans = SpanGraph(self.clock)
+        self.edge_red = EdgeRed()
         self.templates = LogTemplates(self.clock)
         self.logs = LogRates(self.series, templates=self.templates)
         self.recorder = (
@@ -282,10 +284,13 @@ class Runtime:
     def _sync_discovered(self) -> None:
         if self.ticks % 5:
             return
-        self.spans.expire(self.clock.now())
+        now = self.clock.now()
+        self.spans.expire(now)
         edges = self.spans.edges()
+        for point in self.edge_red.points(edges, now):
+            self.series.append(point)
         if edges:
-            self.discovery.sync(edges, self.clock.now())
+            self.discovery.sync(edges, now)
 
     def start_background(self) -> asyncio.Task[None]:
         """Start the tick loop on the running event loop."""

@@ -188,7 +188,7 @@ def _fetch(url: str, headers: dict[str, str]) -> tuple[int, bytes] | None:
     """Return (status, body) of one GET, or ``None`` when the backend cannot be reached."""
     request = urllib.request.Request(url, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=FORWARD_TIMEOUT) as resp:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=FORWARD_TIMEOUT) as resp:
             return int(resp.status), resp.read()
     except urllib.error.HTTPError as exc:
         body = exc.read()

@@ -8,7 +8,8 @@ Usage::
         [--slots 1 --service-ms 20]
 
 Endpoints: ``GET /`` does the work (calls every downstream, reads the database),
-``GET /quote`` only the service's own work and pricing (no calls), ``GET /health``, and ``GET|POST /admin/fault`` (loopback only) to inject latency or errors:
+``GET /quote`` only the service's own work and pricing (no calls), ``GET /health``, and
+``GET|POST /admin/fault`` (loopback only) to inject latency or errors:
 ``{"latency_ms": 300, "error_rate": 0.5}``; ``{}`` clears it.
 
 With ``--config`` the service reads a JSON configuration file (see ``settings.py``) and
@@ -34,9 +35,9 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from collections.abc import Callable
 from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit

@@ -5,7 +5,7 @@
 through the service's loopback-only ``/admin/fault`` endpoint (revert: put back the fault it
 had); ``bad-config`` pushes a configuration the service cannot use into its JSON file
 through a ``ConfigFileExecutor`` (so a saved version exists to roll back to; revert: put the
-old value back).
+old value back); ``overload`` sends extra load straight to a service (revert: stop it).
 """
 
 from __future__ import annotations
@@ -111,6 +111,33 @@ class BadConfig:
         ConfigFileExecutor(shop.config_files()).restore(injected.target, injected.before)
 
 
+@dataclass(frozen=True, slots=True)
+class Overload:
+    """Extra load straight on a service (a partner's price bot on its quote endpoint).
+
+    The load goes to the service's address (its load balancer when replicated) and calls
+    nothing downstream: only that service is busier. Revert stops it; the extra instances a
+    repair started stay until ``scale_in``.
+    """
+
+    rate: float = 70.0
+    high: float = 400.0
+
+    def inject(self, shop: Shop, target: str, params: Mapping[str, FactValue]) -> Injected:
+        """Start ``rate`` extra requests per second on ``target``'s ``/quote``."""
+        rate = params.get("rate", self.rate)
+        if isinstance(rate, bool) or not isinstance(rate, int | float):
+            raise UnsafeParameter("overload", target, "rate must be a number")
+        if not 0 < rate <= self.high:
+            raise UnsafeParameter("overload", target, f"rate must be in (0, {self.high:g}]")
+        shop.start_side_load(f"overload:{target}", shop.url(target) + "quote", float(rate))
+        return Injected("overload", target, {"rate": float(rate)})
+
+    def revert(self, shop: Shop, injected: Injected) -> None:
+        """Stop the extra load."""
+        shop.stop_side_load(f"overload:{injected.target}")
+
+
 FAULTS: dict[str, Fault] = {
     "crash": Crash(),
     "latency": AdminFault("latency", "latency_ms", 500.0, 60_000.0),
@@ -118,6 +145,7 @@ FAULTS: dict[str, Fault] = {
     "bad-config": BadConfig(),
     "slow-leaf": AdminFault("slow-leaf", "latency_ms", 300.0, 60_000.0),
     "provider-outage": AdminFault("provider-outage", "error_rate", 1.0, 1.0),
+    "overload": Overload(),
 }
 
 

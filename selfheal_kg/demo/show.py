@@ -26,6 +26,7 @@ from selfheal_kg.act.executor import Executor
 from selfheal_kg.act.registry import by_action
 from selfheal_kg.config import Config
 from selfheal_kg.demo import faults
+from selfheal_kg.demo.scaling import ReplicaScaler
 from selfheal_kg.demo.shop import GOOD_CONFIG, Shop, free_port
 from selfheal_kg.errors import NotFound
 from selfheal_kg.incident import Incident
@@ -45,9 +46,16 @@ SCENARIOS: dict[str, tuple[str, str]] = {
     "slow-leaf": ("inventory", "inventory"),
     # the third-party payment provider fails: nothing selfheal may do, escalated to a human
     "provider-outage": ("payment", "payment"),
+    # a partner's bot triples checkout's traffic: scale-out-replicas adds instances behind
+    # its load balancer; once the load falls the show scales back in
+    "overload": ("checkout", "checkout"),
 }
 # faults whose right outcome is an escalation to a human, not a repair
 ESCALATES = frozenset({"provider-outage"})
+# faults a repair works around rather than removes: the show always reverts them
+PERSISTS = frozenset({"overload"})
+# the faults that work end to end, in the recommended order (see docs/demo.md)
+DEFAULT_FAULTS = ("bad-config", "provider-outage", "crash", "overload")
 APPROVER = "demo-operator"
 
 SUMMARY_QUERY = """PREFIX shk: <https://w3id.org/selfheal-kg/ontology#>
@@ -233,7 +241,11 @@ def run_show(
 def shop_executors(shop: Shop) -> list[Executor]:
     """Return the executors that act on the shop: its process supervisor, its config files."""
     keys = {name: tuple(GOOD_CONFIG) for name in shop.services()}
-    return [shop.supervisor, ConfigFileExecutor(shop.config_files(), allowed_keys=keys)]
+    return [
+        shop.supervisor,
+        ConfigFileExecutor(shop.config_files(), allowed_keys=keys),
+        ReplicaScaler(shop.replica_sets),
+    ]
 
 
 def approver(runtime: Runtime, delay: float = 1.0) -> Callable[[str], None]:
@@ -267,12 +279,30 @@ def _one_fault(
         console.print(f"[red]no outcome within {timeout:.0f} s[/]")
     narrator.run = None
     _clean_up(shop, injected, run)
+    if name in PERSISTS:
+        console.print(f"[dim]the extra load on {target} stopped[/dim]")
+        scale_in(shop, target, console)
     time.sleep(5.0)
     return run
 
 
+def scale_in(shop: Shop, service: str, console: Console | None = None) -> None:
+    """Scale ``service`` back to its declared instances once the extra load has fallen."""
+    replicas = shop.replica_sets.get(service)
+    if replicas is None or replicas.count() <= replicas.declared:
+        return
+    # Give the instances the traffic they still hold before draining any.
+    time.sleep(2.0)
+    report = ReplicaScaler(shop.replica_sets).execute("scale_in", service, {})
+    if console is not None:
+        console.print(f"[blue]scale in[/] {report.detail}")
+
+
 def _clean_up(shop: Shop, injected: faults.Injected, run: FaultRun) -> None:
     """Undo what the repair did not (an escalated fault stays until a human fixes it)."""
+    if injected.fault in PERSISTS:
+        faults.revert(shop, injected)
+        return
     if injected.fault == "crash" and shop.supervisor.is_running(injected.target):
         return
     if injected.fault != "crash" and run.outcome is not None and run.outcome.success:

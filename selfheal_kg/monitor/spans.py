@@ -11,6 +11,7 @@ use OTLP's numbering: https://opentelemetry.io/docs/specs/otel/trace/api/#spanki
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -30,6 +31,23 @@ _CALLERS: Final = frozenset({Span.SPAN_KIND_CLIENT, Span.SPAN_KIND_PRODUCER})
 _CALLEES: Final = frozenset({Span.SPAN_KIND_SERVER, Span.SPAN_KIND_CONSUMER})
 _NS: Final = 1e9
 _EXPIRE_EVERY: Final = 1.0
+# OpenTelemetry's default explicit bucket bounds, in seconds
+LATENCY_BOUNDS: Final = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+)
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
@@ -44,6 +62,8 @@ class Edge:
         calls, errors: number of calls, and of calls with an ERROR status on either side.
         latency_sum: seconds summed as the caller saw them (the server's when no client span).
         server_latency_sum: seconds summed on the server side, for paired calls.
+        buckets: caller-side latency histogram over ``LATENCY_BOUNDS`` (one more bucket than
+            bounds: the last is above the largest bound), cumulative since first seen.
     """
 
     caller: str
@@ -55,6 +75,7 @@ class Edge:
     errors: int
     latency_sum: float
     server_latency_sum: float = 0.0
+    buckets: tuple[int, ...] = ()
 
 
 @dataclass(slots=True)
@@ -198,6 +219,7 @@ class SpanGraph:
             errors=edge.errors + int(error),
             latency_sum=edge.latency_sum + first.seconds,
             server_latency_sum=edge.server_latency_sum + server_seconds,
+            buckets=_bucketed(edge.buckets, first.seconds),
         )
 
     def _expire(self, now: float) -> None:
@@ -250,6 +272,12 @@ def _id_problem(span: Span) -> str | None:
     if span.parent_span_id and len(span.parent_span_id) != 8:
         return "parent_span_id must be empty or 8 bytes"
     return None
+
+
+def _bucketed(buckets: tuple[int, ...], seconds: float) -> tuple[int, ...]:
+    counts = list(buckets) or [0] * (len(LATENCY_BOUNDS) + 1)
+    counts[bisect.bisect_left(LATENCY_BOUNDS, seconds)] += 1
+    return tuple(counts)
 
 
 def _seconds(span: Span) -> float:
