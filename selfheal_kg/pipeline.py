@@ -42,6 +42,8 @@ from selfheal_kg.model import (
 )
 from selfheal_kg.monitor.alerts import AlertManager
 from selfheal_kg.monitor.liveness import HealthChange, Liveness
+from selfheal_kg.rca.evidence import anomalies_from, near, observed_nodes
+from selfheal_kg.rca.evidence import component as component_of
 from selfheal_kg.rca.graph import TopologySnapshot
 from selfheal_kg.rca.patterns import hints, match
 from selfheal_kg.rca.rank import Anomaly, rank
@@ -278,7 +280,7 @@ class Pipeline:
     def _group(self, diagnoses: list[Diagnosis], now: float) -> None:
         graph = self._graph()
         for d in diagnoses:
-            related = {d.node} | _near(graph, d.node)
+            related = {d.node} | near(graph, d.node)
             inc = self.book.find_for(related, now, pattern=d.pattern)
             if inc is None:
                 inc = self.book.open(d, now)
@@ -297,16 +299,12 @@ class Pipeline:
         edges, kinds = self.knowledge.topology()
         snapshot = TopologySnapshot.from_edges(edges, kinds)
         anomalies = self._anomalies()
-        # Hidden roots are inferred only behind nodes that report; nothing can be inferred
-        # about the dependencies of a node that is down (it makes no calls at all).
-        observed = set(self.series.last_seen())
-        for node in self.liveness.down():
-            observed |= set(snapshot.graph.successors(node)) if node in snapshot.graph else set()
+        observed = observed_nodes(self.series.last_seen(), self.liveness.down(), snapshot.graph)
         matches = match(self.knowledge.patterns(), self.active.values(), self.liveness.down())
         # The incident's evidence is the anomalous part of the topology connected to it: a
         # leaf whose traffic vanished because a sibling failed is connected to that sibling
         # through their common, failing caller.
-        component = _component(snapshot.graph, inc.nodes, set(anomalies))
+        component = component_of(snapshot.graph, inc.nodes, set(anomalies))
         causes = rank(
             snapshot,
             {n: a for n, a in anomalies.items() if n in component},
@@ -382,27 +380,8 @@ class Pipeline:
     # -- helpers ------------------------------------------------------------------------
 
     def _anomalies(self, signals: Iterable[Signal] | None = None) -> dict[str, Anomaly]:
-        out: dict[str, Anomaly] = {}
-        for s in self.active.values() if signals is None else signals:
-            prev = out.get(s.node)
-            ev = (*prev.evidence, s.id) if prev else (s.id,)
-            out[s.node] = Anomaly(
-                node=s.node,
-                score=max(s.score, prev.score if prev else 0.0),
-                onset=min(s.onset, prev.onset if prev else s.onset),
-                evidence=ev,
-                kinds=(*(prev.kinds if prev else ()), s.metric),
-            )
-        for node, since in self.liveness.down().items():
-            prev = out.get(node)
-            out[node] = Anomaly(
-                node=node,
-                score=1.0,
-                onset=min(since, prev.onset) if prev else since,
-                evidence=(*(prev.evidence if prev else ()), f"health:{node}"),
-                kinds=(*(prev.kinds if prev else ()), "health.down"),
-            )
-        return out
+        chosen = self.active.values() if signals is None else signals
+        return anomalies_from(chosen, self.liveness.down())
 
     def _graph(self) -> nx.DiGraph:
         edges, kinds = self.knowledge.topology()
@@ -419,26 +398,6 @@ class Pipeline:
     def close(self) -> None:
         """Stop the repair workers after the running steps finish."""
         self.repairs.close()
-
-
-def _near(graph: nx.DiGraph, node: str) -> set[str]:
-    """Return the nodes a fault at or below ``node`` could involve: its dependencies and callers."""
-    if node not in graph:
-        return set()
-    return set(nx.descendants(graph, node)) | set(nx.ancestors(graph, node))
-
-
-def _component(graph: nx.DiGraph, seeds: Iterable[str], anomalous: set[str]) -> set[str]:
-    """Return the anomalous nodes connected to ``seeds`` through anomalous nodes (undirected)."""
-    seen = set(seeds)
-    frontier = [n for n in seen if n in graph]
-    while frontier:
-        node = frontier.pop()
-        for nxt in (*graph.successors(node), *graph.predecessors(node)):
-            if nxt in anomalous and nxt not in seen:
-                seen.add(nxt)
-                frontier.append(nxt)
-    return seen
 
 
 def _renumber(causes: list[RootCause]) -> list[RootCause]:

@@ -25,7 +25,7 @@ from selfheal_kg.act.registry import by_action
 from selfheal_kg.config import Config
 from selfheal_kg.demo import faults
 from selfheal_kg.demo.shop import Shop, free_port
-from selfheal_kg.demo.show import SCENARIOS, approver, shop_executors
+from selfheal_kg.demo.show import SCENARIOS, approver, scale_in, shop_executors
 from selfheal_kg.incident import Incident
 from selfheal_kg.model import Outcome
 from selfheal_kg.runtime import Runtime
@@ -188,3 +188,22 @@ def test_slow_leaf_two_levels_down_is_found_and_restarted(live: Live) -> None:
     assert done[0]["target"].endswith("/service/inventory")
     assert live.shop.supervisor.pid("inventory") != old_pid
     assert faults.admin_fault(live.shop, "inventory")["latency_ms"] == 0.0
+
+
+def test_overload_scales_out_behind_the_balancer_and_back_in(live: Live) -> None:
+    replicas = live.shop.replica_sets["checkout"]
+    assert replicas.count() == 2
+    inc, outcome, row = run_fault(live, "overload")
+    assert row["root"] == "checkout"
+    assert row["status"] == "resolved" and row["success"] == "true", outcome.reason
+    assert inc.decision is not None and inc.decision.chosen is not None
+    assert inc.decision.chosen.playbook == "scale-out-replicas"
+    done = executions(live.url, inc.id)
+    assert [(r["action"], r["ok"]) for r in done] == [("scale_out", "true")]
+    assert done[0]["target"].endswith("/service/checkout")
+    assert replicas.count() == 4
+    # the load falls: back to the declared instances, every one of them serving
+    faults.revert(live.shop, faults.Injected("overload", "checkout"))
+    scale_in(live.shop, "checkout")
+    assert replicas.members() == {"checkout": 100, "checkout-2": 100}
+    assert not live.shop.supervisor.is_running("checkout-3")

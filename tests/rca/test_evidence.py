@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import networkx as nx
+
+from selfheal_kg.model import Signal
+from selfheal_kg.rca.evidence import anomalies_from, component, near, observed_nodes
+
+
+def sig(node: str, metric: str, score: float, onset: float) -> Signal:
+    return Signal(
+        f"{node}|{metric}",
+        f"{node}|{metric}",
+        node,
+        metric,
+        "robust_z",
+        score,
+        "up",
+        onset,
+        onset,
+        1.0,
+        0.0,
+    )
+
+
+def graph() -> nx.DiGraph:
+    g = nx.DiGraph()
+    g.add_edges_from([("gw", "co"), ("co", "pay"), ("co", "inv"), ("inv", "db"), ("x", "y")])
+    return g
+
+
+def test_signals_merge_per_node_and_down_nodes_score_one() -> None:
+    got = anomalies_from([sig("co", "a", 0.5, 10.0), sig("co", "b", 0.9, 12.0)], {"inv": 8.0})
+    assert got["co"].score == 0.9 and got["co"].onset == 10.0
+    assert got["co"].kinds == ("a", "b")
+    assert got["inv"].score == 1.0 and got["inv"].evidence == ("health:inv",)
+
+
+def test_component_follows_anomalous_nodes_both_ways() -> None:
+    g = graph()
+    # pay's traffic vanished because inv failed: they meet through their common caller co
+    assert component(g, {"pay"}, {"co", "inv", "gw"}) == {"pay", "co", "inv", "gw"}
+    assert component(g, {"pay"}, {"inv"}) == {"pay"}
+    assert near(g, "inv") == {"db", "co", "gw"}
+
+
+def test_a_down_nodes_dependencies_are_not_inferred() -> None:
+    assert observed_nodes({"gw", "co"}, {"inv"}, graph()) == {"gw", "co", "db"}
