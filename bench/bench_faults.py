@@ -1,9 +1,9 @@
 """Time to detect, to diagnose and to verified recovery, per demo fault, over N live runs.
 
-Usage: ``python bench/bench_faults.py [--faults bad-config,provider-outage,crash] [--runs 3]
-[--warmup 12]``. Each run starts the demo from scratch (selfheal on a real uvicorn, the shop
-as real processes under Poisson load), injects one fault and waits for its outcome, so the
-runs do not share baselines, throttles or learning. Times are seconds after the injection;
+Usage: ``python bench/bench_faults.py [--faults bad-config,provider-outage,crash,overload]
+[--runs 3] [--warmup 12]``. Each run starts the demo from scratch (selfheal on a real uvicorn,
+the shop as real processes under Poisson load), injects one fault and waits for its outcome,
+so the runs do not share baselines, throttles or learning. Times are seconds after the injection;
 "as expected" counts runs with the expected root cause and outcome (an escalation for
 faults no playbook may repair). Real processes, real time: a run takes warmup + ~30 s.
 """
@@ -22,9 +22,7 @@ from rich.table import Table
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from selfheal_kg.demo.show import SCENARIOS, FaultRun, run_show  # noqa: E402
-
-DEFAULT_FAULTS = "bad-config,provider-outage,crash"
+from selfheal_kg.demo.show import DEFAULT_FAULTS, SCENARIOS, FaultRun, run_show  # noqa: E402
 
 
 def _spread(values: list[float]) -> str:
@@ -51,7 +49,7 @@ def bench(fault: str, n: int, warmup: float) -> list[FaultRun]:
 def main(argv: list[str]) -> int:
     """Run the benchmark and print one row per fault."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--faults", default=DEFAULT_FAULTS)
+    parser.add_argument("--faults", default=",".join(DEFAULT_FAULTS))
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--warmup", type=float, default=12.0)
     args = parser.parse_args(argv)

@@ -15,8 +15,9 @@
                    verifying ─► criteria hold → resolved;  deadline passed → rollback → failed
 
 After a crash, ``recover`` reloads the open incidents from the record and reconciles the
-journal (see ``selfheal_kg.act.journal``): a step whose effect is visible is marked done and
-not repeated, one that did not happen is resumed, and the incident goes on to verification.
+journal (:mod:`selfheal_kg.act.recovery`, over ``selfheal_kg.act.journal``): a step whose
+effect is visible is marked done and not repeated, one that did not happen is resumed, and
+the incident goes on to verification.
 """
 
 from __future__ import annotations
@@ -27,18 +28,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from selfheal_kg.act import recovery
 from selfheal_kg.act.executor import Executor
 from selfheal_kg.act.heal import Healer, StepLike
-from selfheal_kg.act.journal import (
-    Entry,
-    Journal,
-    JournaledExecutor,
-    JournalRun,
-    State,
-    Verdict,
-    reconcile,
-    restore_incidents,
-)
+from selfheal_kg.act.journal import Journal, JournaledExecutor, JournalRun
 from selfheal_kg.act.plan import PlanItem, build_plan, plan_step_triples
 from selfheal_kg.act.safety import Permit, Refusal, SafetyGate
 from selfheal_kg.act.verify import CriterionLike, LiveView, verify
@@ -102,9 +95,9 @@ class RepairFlow:
         self.approval_ttl = approval_ttl
         self.approvals: dict[str, Approval] = {}
         self.journal: Journal | None = None
-        self._executors: Mapping[str, Executor] = {}
+        self.executors: Mapping[str, Executor] = {}
         self._edges: Edges | None = None
-        self._recovering: set[str] = set()
+        self.recovering: set[str] = set()
         self._planned: set[str] = set()
         self._pool = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="heal")
         self._futures: list[Future[None]] = []
@@ -119,7 +112,7 @@ class RepairFlow:
     def use_journal(self, journal: Journal, executors: Mapping[str, Executor]) -> None:
         """Journal every step of ``executors`` in ``journal`` before it runs."""
         self.journal = journal
-        self._executors = dict(executors)
+        self.executors = dict(executors)
 
     def recover(
         self, journal: Journal, executors: Mapping[str, Executor], store: KnowledgeStore
@@ -130,19 +123,7 @@ class RepairFlow:
         incidents that are no longer open is closed. Returns the restored incidents.
         """
         self.use_journal(journal, executors)
-        now = self.clock.now()
-        restored = restore_incidents(store, self.book)
-        for inc in restored:
-            if inc.status is Status.AWAITING_APPROVAL:
-                self.approvals[inc.id] = Approval(inc.id, now, now + self.approval_ttl)
-            elif inc.status is Status.HEALING:
-                self._recovering.add(inc.id)
-            elif inc.status is Status.VERIFYING:
-                inc.repaired_at = now
-        open_ids = {i.id for i in self.book.open_incidents()}
-        for incident in {e.incident for e in journal.in_flight()} - open_ids:
-            journal.close_incident(incident, now)
-        return restored
+        return recovery.restore(self, journal, store)
 
     # -- entry points -------------------------------------------------------------------
 
@@ -152,12 +133,16 @@ class RepairFlow:
         if decision is None:
             return
         if decision.chosen is None:
-            self._close(inc, Outcome(inc.id, False, None, decision.why), now, Status.ESCALATED)
+            self.escalate(inc, decision.why, now)
             return
         if decision.needs_approval:
-            self.approvals[inc.id] = Approval(inc.id, now, now + self.approval_ttl)
+            self.await_approval(inc, now)
             self.book.set_status(inc, Status.AWAITING_APPROVAL)
             self.emit("approval", {"incident": inc, "expires_at": now + self.approval_ttl})
+
+    def await_approval(self, inc: Incident, now: float) -> None:
+        """Hold ``inc`` for approval until the approval time to live has passed."""
+        self.approvals[inc.id] = Approval(inc.id, now, now + self.approval_ttl)
 
     def approve(self, incident_id: str, approver: str, now: float) -> Incident:
         """Approve a pending repair; raise ``NotFound`` when nothing waits for approval."""
@@ -166,8 +151,7 @@ class RepairFlow:
         if pending is None or inc is None or inc.status is not Status.AWAITING_APPROVAL:
             raise NotFound(f"incident {incident_id!r} is not awaiting approval")
         if now > pending.expires_at:
-            self._close(inc, Outcome(inc.id, False, None, "approval expired"), now,
-                         Status.ESCALATED)
+            self.escalate(inc, "approval expired", now)
             raise NotFound(f"the approval of incident {incident_id!r} expired")
         self.book.approved(inc, approver, now)
         self.book.set_status(inc, Status.OPEN)
@@ -186,14 +170,14 @@ class RepairFlow:
         for inc in self.book.open_incidents():
             if inc.status is Status.OPEN and inc.decision is not None:
                 self._try_heal(inc, now)
-            elif inc.status is Status.HEALING and inc.id in self._recovering:
-                self._resume(inc, now)
+            elif inc.status is Status.HEALING and inc.id in self.recovering:
+                recovery.resume(self, inc, now)
             elif inc.status is Status.AWAITING_APPROVAL:
                 pending = self.approvals.get(inc.id)
                 if pending is not None and now > pending.expires_at:
                     self.approvals.pop(inc.id, None)
                     reason = "approval expired: escalated to a human"
-                    self._close(inc, Outcome(inc.id, False, None, reason), now, Status.ESCALATED)
+                    self.escalate(inc, reason, now)
             elif inc.status is Status.VERIFYING:
                 self._verify(inc, now)
 
@@ -220,18 +204,17 @@ class RepairFlow:
 
     # -- healing ------------------------------------------------------------------------
 
-    def _playbook(self, inc: Incident, now: float) -> PlaybookFull | None:
+    def playbook_of(self, inc: Incident, now: float) -> PlaybookFull | None:
         assert inc.decision is not None and inc.decision.chosen is not None
         pb = self.playbooks().get(inc.decision.chosen.playbook)
         if pb is None:
-            self._close(inc, Outcome(inc.id, False, None, "playbook no longer loaded"), now,
-                        Status.ESCALATED)
+            self.escalate(inc, "playbook no longer loaded", now)
         return pb
 
     def _try_heal(
         self, inc: Incident, now: float, *, dry_run: bool | None = None, planned: bool = True
     ) -> None:
-        pb = self._playbook(inc, now)
+        pb = self.playbook_of(inc, now)
         if pb is None or (planned and self._waits(inc)):
             return
         assert inc.decision is not None and inc.decision.chosen is not None
@@ -239,12 +222,12 @@ class RepairFlow:
         dry = self.dry_run if dry_run is None else dry_run
         got = self.gate.acquire(target)
         if isinstance(got, Refusal):
-            self._refused(inc, got, now)
+            self.refused(inc, got, now)
             return
         self.book.set_status(inc, Status.HEALING)
-        self._submit(inc, pb, target, got, dry, first=1, prior=())
+        self.submit(inc, pb, target, got, dry, first=1, prior=())
 
-    def _submit(
+    def submit(
         self, inc: Incident, pb: PlaybookFull, target: str, permit: Permit, dry: bool,
         *, first: int, prior: Sequence[StepResult],
     ) -> None:
@@ -253,15 +236,15 @@ class RepairFlow:
                 self._pool.submit(self._heal, inc, pb, target, permit, dry, first, prior)
             )
 
-    def _refused(self, inc: Incident, refusal: Refusal, now: float) -> None:
+    def refused(self, inc: Incident, refusal: Refusal, now: float) -> None:
         if refusal.escalate:
             reason = f"safety gate: {refusal.detail}; escalated to a human"
-            self._close(inc, Outcome(inc.id, False, None, reason), now, Status.ESCALATED)
+            self.escalate(inc, reason, now)
         elif inc.refusal != refusal.reason:
             inc.refusal = refusal.reason
             self.emit("gate", {"incident": inc, "refusal": refusal})
 
-    def _record(self, inc: Incident, result: StepResult, phase: str) -> None:
+    def record(self, inc: Incident, result: StepResult, phase: str) -> None:
         self.book.add_step(inc, result, phase)
         self.emit("step", {"incident": inc, "step": result, "phase": phase})
 
@@ -270,7 +253,7 @@ class RepairFlow:
         if self.journal is None or dry:
             return self.healer
         wrapped = {a: JournaledExecutor(ex, self.journal, run, self.clock)
-                   for a, ex in self._executors.items()}
+                   for a, ex in self.executors.items()}
         return Healer(wrapped, self.clock)
 
     def _heal(
@@ -288,14 +271,14 @@ class RepairFlow:
                     entry, run.entry, run.next_step = run.entry, None, result.step + 1
                 if entry is not None and self.journal is not None:
                     self.journal.finish(entry, ok=result.ok, at=result.ended, detail=result.detail)
-            self._record(inc, result, phase)
+            self.record(inc, result, phase)
 
         ok = False
         try:
             result = healer.run(pb.steps[offset:], target, on_step, dry_run=dry)
             ok = result.ok
             if not ok and prior:
-                healer.rollback(prior, target, lambda r, ph: self._record(inc, r, ph))
+                healer.rollback(prior, target, lambda r, ph: self.record(inc, r, ph))
             self._repaired(inc, result.ok, bool(result.rolled_back or prior), dry, permit)
         finally:
             if not ok or dry:
@@ -310,70 +293,12 @@ class RepairFlow:
         inc.permit = permit
         if not ok:
             reason = "a repair step failed; rolled back" if rolled_back else "a repair step failed"
-            self._close(inc, Outcome(inc.id, False, None, reason), now, Status.FAILED)
+            self.close_incident(inc, Outcome(inc.id, False, None, reason), now, Status.FAILED)
         elif dry:
             reason = "dry run: steps recorded, nothing executed"
-            self._close(inc, Outcome(inc.id, True, None, reason), now, Status.RESOLVED)
+            self.close_incident(inc, Outcome(inc.id, True, None, reason), now, Status.RESOLVED)
         else:
             self.book.set_status(inc, Status.VERIFYING)
-
-    # -- recovery -----------------------------------------------------------------------
-
-    def _resume(self, inc: Incident, now: float) -> None:
-        """Reconcile an interrupted repair: finish it, resume it, or roll it back."""
-        pb = self._playbook(inc, now)
-        if pb is None or self.journal is None:
-            return
-        entries = [e for e in self.journal.entries(inc.id)
-                   if not e.closed and e.state is not State.SUPERSEDED]
-        done = [e for e in entries if e.state is State.DONE]
-        last = entries[-1] if entries else None
-        next_step = 1 if last is None else last.step + 1
-        if last is not None and last.state is State.FAILED:
-            self._recovered_failure(inc, done, now)
-            return
-        if last is not None and last.state is State.INTENT:
-            verdict = reconcile(last, self._executors.get(last.action), self.live, now)
-            if verdict is Verdict.UNKNOWN:
-                return  # the effect may still be coming; ask again next tick
-            if verdict is Verdict.APPLIED:
-                detail = "effect visible after a restart: marked done, not repeated"
-                self.journal.finish(last.id, ok=True, at=now, detail=detail)
-                self._record(inc, _result(last, now, True, detail), "repair")
-                done.append(last)
-            else:
-                self.journal.supersede(last.id, at=now)
-                next_step = last.step
-        self._continue(inc, pb, next_step, [_result(e, e.updated, True, e.detail) for e in done],
-                       now)
-
-    def _continue(
-        self, inc: Incident, pb: PlaybookFull, next_step: int, prior: list[StepResult],
-        now: float,
-    ) -> None:
-        assert inc.decision is not None and inc.decision.chosen is not None
-        target = inc.decision.chosen.target
-        if next_step > len(pb.steps):
-            self._recovering.discard(inc.id)
-            inc.repaired_at = now
-            self.book.set_status(inc, Status.VERIFYING)
-            return
-        got = self.gate.acquire(target)
-        if isinstance(got, Refusal):
-            self._refused(inc, got, now)
-            return
-        self._recovering.discard(inc.id)
-        self._submit(inc, pb, target, got, False, first=next_step, prior=prior)
-
-    def _recovered_failure(self, inc: Incident, done: list[Entry], now: float) -> None:
-        """A step had failed before the crash: finish its rollback (restores are idempotent)."""
-        self._recovering.discard(inc.id)
-        assert inc.decision is not None and inc.decision.chosen is not None
-        prior = [_result(e, e.updated, True, e.detail) for e in done]
-        self.healer.rollback(prior, inc.decision.chosen.target,
-                             lambda r, ph: self._record(inc, r, ph))
-        reason = "a repair step failed; rolled back after a restart"
-        self._close(inc, Outcome(inc.id, False, None, reason), now, Status.FAILED)
 
     # -- verification -------------------------------------------------------------------
 
@@ -395,25 +320,29 @@ class RepairFlow:
         if verdict.passed:
             self._release(inc, success=True)
             outcome = Outcome(inc.id, True, now, f"verified: {verdict.detail}")
-            self._close(inc, outcome, now, Status.RESOLVED)
+            self.close_incident(inc, outcome, now, Status.RESOLVED)
         elif verdict.expired or verdict.regressed:
             self._release(inc, success=False)
             if pb is not None and pb.rollback:
                 self.healer.run_rollback(pb.rollback, inc.decision.chosen.target,
                                          lambda r, phase: self.book.add_step(inc, r, phase))
             outcome = Outcome(inc.id, False, None, f"verification failed: {verdict.detail}")
-            self._close(inc, outcome, now, Status.FAILED)
+            self.close_incident(inc, outcome, now, Status.FAILED)
 
     def _release(self, inc: Incident, *, success: bool) -> None:
         if inc.permit is not None:
             self.gate.release(inc.permit, success=success)
             inc.permit = None
 
-    def _close(self, inc: Incident, outcome: Outcome, now: float, status: Status) -> None:
+    def escalate(self, inc: Incident, reason: str, now: float) -> None:
+        """Close ``inc`` as escalated to a human, for ``reason``."""
+        self.close_incident(inc, Outcome(inc.id, False, None, reason), now, Status.ESCALATED)
+
+    def close_incident(self, inc: Incident, outcome: Outcome, now: float, status: Status) -> None:
         if inc.status in CLOSED:
             return
         self.book.close(inc, outcome, now, status)
-        self._recovering.discard(inc.id)
+        self.recovering.discard(inc.id)
         if self.journal is not None:
             self.journal.close_incident(inc.id, now)
         self.emit("outcome", {"incident": inc, "outcome": outcome})
@@ -432,12 +361,3 @@ class RepairFlow:
     def close(self) -> None:
         """Stop the workers after the running steps finish."""
         self._pool.shutdown(wait=True)
-
-
-def _result(entry: Entry, ended: float, ok: bool, detail: str) -> StepResult:
-    """Rebuild the result of a journaled step (for the record and for rollback)."""
-    return StepResult(
-        step=entry.step, action=entry.action, target=entry.target, params=dict(entry.params),
-        started=entry.created, ended=ended, ok=ok, detail=detail,
-        rollback_point=entry.rollback_point,
-    )

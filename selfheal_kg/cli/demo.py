@@ -7,11 +7,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from selfheal_kg.demo.show import DEFAULT_FAULTS
+
 
 def add_parser(sub: Any) -> None:
     """Register ``demo``."""
     p = sub.add_parser("demo", help="run the demo shop, inject faults, watch them heal")
-    p.add_argument("--faults", default="crash", help="comma-separated faults (default: crash)")
+    p.add_argument(
+        "--faults",
+        default=",".join(DEFAULT_FAULTS),
+        help=f"comma-separated faults (default: {','.join(DEFAULT_FAULTS)})",
+    )
     p.add_argument("--warmup", type=float, default=15.0, help="baseline seconds before faults")
     p.add_argument("--workdir", type=Path, help="where logs and the database go")
     p.set_defaults(run=run)

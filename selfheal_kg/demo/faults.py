@@ -120,7 +120,7 @@ class Overload:
     repair started stay until ``scale_in``.
     """
 
-    rate: float = 70.0
+    rate: float = 55.0
     high: float = 400.0
 
     def inject(self, shop: Shop, target: str, params: Mapping[str, FactValue]) -> Injected:

@@ -10,21 +10,19 @@ SHACL-checked against ``ontology/shapes.ttl``, reviewed, promoted by a human (st
 ``active`` + ``shk:approvedBy`` / ``shk:approvedAt``) and exported as Turtle in the format
 of ``ontology/patterns.ttl``.
 
-Learnt patterns live in their own named graph, ``LEARNED_GRAPH``: the loader replaces the
-knowledge graph on every reload of the authored files, and what was learnt must survive it.
-Reads of "the patterns" see the knowledge and learned graphs together.
+Reads of "the patterns" see the knowledge and learned graphs together. The ``Draft`` type and
+its triples are :mod:`selfheal_kg.learn.drafts`, the Turtle export
+:mod:`selfheal_kg.learn.pattern_export`; their names are re-exported here.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 
 import rdflib
-from rdflib import RDF, RDFS, XSD, Literal, URIRef
+from rdflib import RDF, Literal, URIRef
 
 from selfheal_kg.errors import NotFound, ShaclError, Violation
 from selfheal_kg.kg import records, shacl
@@ -41,37 +39,42 @@ from selfheal_kg.kg.namespaces import (
 )
 from selfheal_kg.kg.store import KnowledgeStore
 from selfheal_kg.kg.topology import parse_turtle
+from selfheal_kg.learn.drafts import (
+    LEARNED,
+    Draft,
+    draft_triples,
+    jaccard,
+    learned_patterns,
+    pattern_triples,
+    write_draft,
+)
+from selfheal_kg.learn.pattern_export import export_pattern
 from selfheal_kg.learn.stats import IncidentRow, Symptom, incident_rows, local_name, select
 from selfheal_kg.paths import shipped
 
+__all__ = [
+    "SIMILARITY",
+    "Draft",
+    "active_patterns",
+    "draft_triples",
+    "export_pattern",
+    "handled_patterns",
+    "jaccard",
+    "learned_patterns",
+    "list_patterns",
+    "pattern_triples",
+    "promote",
+    "propose_drafts",
+    "record_resolution",
+    "require_incident",
+    "unmatched_resolved",
+    "validate_pattern",
+    "write_draft",
+]
+
 SIMILARITY = 0.6
-_SAFE = re.compile(r"[^A-Za-z0-9 ._:/-]")
 # the authored and the learnt patterns, read as one
 _PATTERN_GRAPHS = f"VALUES ?g {{ <{KNOWLEDGE_GRAPH}> <{LEARNED_GRAPH}> }} GRAPH ?g"
-_LEARNED = f"GRAPH <{LEARNED_GRAPH}>"
-
-
-@dataclass(slots=True)
-class Draft:
-    """A learnt pattern (draft or promoted) with the incidents it was learnt from."""
-
-    id: str
-    symptoms: frozenset[Symptom]
-    incidents: list[str] = field(default_factory=list)
-    root_cause_type: str | None = None
-    playbook: str | None = None
-    status: str = "draft"
-
-    @property
-    def iri(self) -> URIRef:
-        """The pattern's IRI."""
-        return node_iri("pattern", self.id)
-
-
-def jaccard(a: frozenset[Symptom], b: frozenset[Symptom]) -> float:
-    """Return the Jaccard similarity: size of the intersection over size of the union."""
-    union = a | b
-    return len(a & b) / len(union) if union else 0.0
 
 
 # ----------------------------------------------------------------------------- human input
@@ -144,29 +147,6 @@ def unmatched_resolved(store: KnowledgeStore) -> list[IncidentRow]:
     ]
 
 
-def learned_patterns(store: KnowledgeStore) -> list[Draft]:
-    """Return the learnt patterns (those with ``shk:learnedFrom``) of the learned graph."""
-    g = _LEARNED
-    drafts: dict[str, Draft] = {}
-    for r in select(store, f"""SELECT ?id ?status ?rct ?pb WHERE {{ {g} {{
-  ?p a shk:IncidentPattern ; shk:patternId ?id ; shk:status ?status .
-  FILTER EXISTS {{ ?p shk:learnedFrom ?x }}
-  OPTIONAL {{ ?p shk:rootCauseType ?rct }} OPTIONAL {{ ?p shk:suggestedPlaybook ?pb }} }} }}"""):
-        pb = local_name(str(r["pb"])) if r.get("pb") else None
-        rct = str(r["rct"]) if r.get("rct") else None
-        drafts[str(r["id"])] = Draft(str(r["id"]), frozenset(), [], rct, pb, str(r["status"]))
-    for r in select(store, f"""SELECT ?id ?metric ?dir WHERE {{ {g} {{
-  ?p shk:patternId ?id ; shk:learnedFrom ?x ; shk:hasSymptom ?s .
-  ?s shk:metric ?metric ; shk:direction ?dir }} }}"""):
-        if (d := drafts.get(str(r["id"]))) is not None:
-            d.symptoms = d.symptoms | {Symptom(str(r["metric"]), str(r["dir"]))}
-    for r in select(store, f"""SELECT ?id ?inc WHERE {{ {g} {{
-  ?p shk:patternId ?id ; shk:learnedFrom ?inc }} }} ORDER BY ?inc"""):
-        if (d := drafts.get(str(r["id"]))) is not None:
-            d.incidents.append(local_name(str(r["inc"])))
-    return sorted(drafts.values(), key=lambda d: d.id)
-
-
 def propose_drafts(
     store: KnowledgeStore, now: float, similarity: float = SIMILARITY
 ) -> list[Draft]:
@@ -231,72 +211,7 @@ def _draft_id(symptoms: frozenset[Symptom]) -> str:
     return "Learned-" + hashlib.sha256(key.encode()).hexdigest()[:10]
 
 
-def _symptom_iri(pattern_id: str, s: Symptom, symptoms: frozenset[Symptom]) -> URIRef:
-    clash = sum(1 for x in symptoms if x.metric == s.metric) > 1
-    parts = (s.metric, s.direction) if clash else (s.metric,)
-    return node_iri("symptom", pattern_id, *parts)
-
-
-def draft_triples(d: Draft, now: float) -> list[Triple]:
-    """Return the triples of a learnt pattern and its symptoms."""
-    p = d.iri
-    label = "Learned: " + ", ".join(sorted(f"{s.metric} {s.direction}" for s in d.symptoms))
-    out: list[Triple] = [
-        (p, RDF.type, SHK.IncidentPattern),
-        (p, SHK.patternId, Literal(d.id)),
-        (p, RDFS.label, Literal(label)),
-        (p, SHK.status, Literal(d.status)),
-        (p, SHK.supportCount, Literal(len(d.incidents), datatype=XSD.integer)),
-        (p, SHK.proposedAt, ts(now)),
-    ]
-    out += [(p, SHK.learnedFrom, incident_iri(i)) for i in d.incidents]
-    if d.root_cause_type:
-        out.append((p, SHK.rootCauseType, Literal(d.root_cause_type)))
-    if d.playbook:
-        out.append((p, SHK.suggestedPlaybook, node_iri("playbook", d.playbook)))
-    for s in sorted(d.symptoms, key=lambda x: (x.metric, x.direction)):
-        si = _symptom_iri(d.id, s, d.symptoms)
-        kind = "absence" if s.metric == "telemetry.absent" else "metric"
-        out += [
-            (p, SHK.hasSymptom, si),
-            (si, RDF.type, SHK.Symptom),
-            (si, SHK.metric, Literal(s.metric)),
-            (si, SHK.direction, Literal(s.direction)),
-            (si, SHK.signalKind, Literal(kind)),
-        ]
-    return out
-
-
-def write_draft(store: KnowledgeStore, d: Draft, now: float) -> None:
-    """Replace the learnt pattern's triples in the learned graph (approval kept)."""
-    p, g = d.iri, _LEARNED
-    keep = [
-        t
-        for t in pattern_triples(store, d.id)
-        if t[0] == p and t[1] in (SHK.approvedBy, SHK.approvedAt)
-    ]
-    store.update(
-        SPARQL_PREFIXES
-        + f"DELETE {{ {g} {{ ?s ?x ?o }} }}\n"
-        + f"WHERE {{ {g} {{ <{p}> shk:hasSymptom ?s . ?s ?x ?o }} }};\n"
-        + f"DELETE WHERE {{ {g} {{ <{p}> ?x ?o }} }}"
-    )
-    store.add(LEARNED_GRAPH, draft_triples(d, now) + keep)
-
-
 # ----------------------------------------------------------------------------- review
-
-
-def pattern_triples(store: KnowledgeStore, pattern_id: str) -> list[Triple]:
-    """Return the triples of a pattern and its symptoms (the learned graph, else the authored)."""
-    p = node_iri("pattern", pattern_id)
-    for graph in (LEARNED_GRAPH, KNOWLEDGE_GRAPH):
-        held = list(store.triples(graph))
-        mine = {p} | {o for s, pr, o in held if s == p and pr == SHK.hasSymptom}
-        found = [t for t in held if t[0] in mine]
-        if any(t[0] == p for t in found):
-            return found
-    return []
 
 
 def validate_pattern(store: KnowledgeStore, pattern_id: str) -> list[Violation]:
@@ -359,7 +274,7 @@ def promote(store: KnowledgeStore, pattern_id: str, by: str, now: float) -> Draf
     violations = validate_pattern(store, pattern_id)
     if violations:
         raise ShaclError(f"pattern {pattern_id}", violations)
-    p, g = draft.iri, _LEARNED
+    p, g = draft.iri, LEARNED
     store.update(
         SPARQL_PREFIXES
         + f"DELETE WHERE {{ {g} {{ <{p}> shk:status ?s }} }};\n"
@@ -376,57 +291,3 @@ def promote(store: KnowledgeStore, pattern_id: str, by: str, now: float) -> Draf
     )
     draft.status = "active"
     return draft
-
-
-# ----------------------------------------------------------------------------- export
-
-
-def export_pattern(store: KnowledgeStore, pattern_id: str) -> str:
-    """Return the pattern as Turtle in the format of ``ontology/patterns.ttl``.
-
-    Only the authored vocabulary is exported (id, label, comment, root-cause type, status,
-    symptoms); learning provenance stays in the graph. Save it as (or append it to) a
-    ``patterns.ttl`` file; ``selfheal validate`` checks it like the shipped one.
-
-    Raises:
-        NotFound: no pattern ``pattern_id``.
-    """
-    d = next((x for x in learned_patterns(store) if x.id == pattern_id), None)
-    if d is None:
-        raise NotFound(f"no learnt pattern {pattern_id!r}")
-    label = "Learned: " + ", ".join(sorted(f"{s.metric} {s.direction}" for s in d.symptoms))
-    comment = f"Learnt from {len(d.incidents)} resolved incident(s) that matched no pattern."
-    head = [
-        f"# Incident pattern {d.id}, learnt by selfheal-kg (status {d.status}).",
-        "# Pattern IRIs are minted as node_iri(\"pattern\", patternId); symptom IRIs as",
-        "# node_iri(\"symptom\", patternId, metric).",
-    ]
-    if d.playbook:
-        safe = _SAFE.sub("_", d.playbook)
-        head.append(f"# The fix that worked: playbook {safe}; add {d.id} to its `handles`.")
-    head += [
-        "@prefix shk:  <https://w3id.org/selfheal-kg/ontology#> .",
-        "@prefix id:   <https://w3id.org/selfheal-kg/id/> .",
-        "@prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .",
-        "",
-    ]
-    symptoms = sorted(d.symptoms, key=lambda x: (x.metric, x.direction))
-    iris = [_symptom_iri(d.id, s, d.symptoms) for s in symptoms]
-    body = [
-        f"<{d.iri}> a shk:IncidentPattern ;",
-        f"    shk:patternId {Literal(d.id).n3()} ;",
-        f"    rdfs:label {Literal(label).n3()} ;",
-        f"    rdfs:comment {Literal(comment).n3()} ;",
-    ]
-    if d.root_cause_type:
-        body.append(f"    shk:rootCauseType {Literal(d.root_cause_type).n3()} ;")
-    body.append(f"    shk:status {Literal(d.status).n3()} ;")
-    body.append("    shk:hasSymptom " + " ,\n        ".join(f"<{i}>" for i in iris) + " .")
-    body.append("")
-    for s, i in zip(symptoms, iris, strict=True):
-        kind = "absence" if s.metric == "telemetry.absent" else "metric"
-        body.append(
-            f"<{i}> a shk:Symptom ;\n    shk:metric {Literal(s.metric).n3()} ; "
-            f"shk:direction {Literal(s.direction).n3()} ; shk:signalKind {Literal(kind).n3()} ."
-        )
-    return "\n".join(head + body) + "\n"

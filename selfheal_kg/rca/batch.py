@@ -12,8 +12,8 @@ from __future__ import annotations
 import csv
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote
@@ -26,8 +26,9 @@ from selfheal_kg.detect.batch import parse_time
 from selfheal_kg.detect.robust_z import robust_scale
 from selfheal_kg.errors import FileLoadError, TurtleSyntaxError
 from selfheal_kg.kg.namespaces import SHK
-from selfheal_kg.rca.graph import TopologySnapshot
-from selfheal_kg.rca.rank import Anomaly
+from selfheal_kg.model import RootCause
+from selfheal_kg.rca.graph import TopologySnapshot, proxy_targets
+from selfheal_kg.rca.rank import Anomaly, metric_family, rank
 
 Z_LOW = 3.0
 #: A deviation RATIO_DECADES orders of magnitude beyond the normal range scores 1.
@@ -47,6 +48,7 @@ class MetricDeviation:
     z: float
     score: float
     onset: float
+    source: str = ""  # the proxy node it was measured at, when folded onto its service
 
 
 def load_topology(path: Path) -> TopologySnapshot:
@@ -161,7 +163,9 @@ def metric_direction(metric: str) -> Sense:
     return "both"
 
 
-def deviations(baseline: Rows, incident: Rows) -> list[MetricDeviation]:
+def deviations(
+    baseline: Rows, incident: Rows, recent: Rows | None = None
+) -> list[MetricDeviation]:
     """Compare each (node, metric) of the incident with its baseline's normal range.
 
     Per metric: the baseline's median ``med`` and scale ``1.4826 MAD`` (floored), and its
@@ -171,23 +175,39 @@ def deviations(baseline: Rows, incident: Rows) -> list[MetricDeviation]:
     and its score is ``log10(dev / that) / RATIO_DECADES`` capped at 1 (0 at the edge of the
     normal range, 1 at a hundred times it): a log scale keeps large deviations apart.
     ``z`` is ``dev / scale``, signed by the direction.
+
+    ``recent`` holds the rows just before the incident. A metric out of range throughout
+    them is a regime the baseline did not record (a balancer that failed days ago), not
+    this incident: its score loses the score of the least deviating recent row (a fault
+    that began within the recent rows is not penalised), and it is dropped at zero.
     """
     base = _group(baseline)
+    before = _group(recent or [])
     out = []
     for key, points in _group(incident).items():
         ref = base.get(key)
         if not ref:
             continue
-        dev = _deviation(np.array([v for _, v in ref]), points, metric_direction(key[1]))
-        if dev is not None:
-            out.append(MetricDeviation(key[0], key[1], *dev))
+        values = np.array([v for _, v in ref])
+        sense = metric_direction(key[1])
+        dev = _deviation(values, points, sense)
+        if dev is None:
+            continue
+        prior = _deviation(values, before[key], sense, steady=True) if before.get(key) else None
+        score = dev[1] - (prior[1] if prior is not None and prior[0] * dev[0] > 0 else 0.0)
+        if score > 0:
+            out.append(MetricDeviation(key[0], key[1], dev[0], score, dev[2]))
     return out
 
 
 def _deviation(
-    ref: np.ndarray, points: list[tuple[float, float]], sense: Sense
+    ref: np.ndarray, points: list[tuple[float, float]], sense: Sense, *, steady: bool = False
 ) -> tuple[float, float, float] | None:
-    """Return (z, score, onset) of one metric, or None when it stays in its normal range."""
+    """Return (z, score, onset) of one metric, or None when it stays in its normal range.
+
+    The score is the worst point's, or with ``steady`` the least deviating point's: what
+    held throughout ``points``.
+    """
     med = float(np.median(ref))
     scale = float(robust_scale(
         np.array([med]), np.array([np.median(np.abs(ref - med))]), REL_FLOOR, ABS_FLOOR
@@ -198,7 +218,7 @@ def _deviation(
     for sign in signs:
         excess = sign * (vals - med)
         floor = max(float(np.max(sign * (ref - med))), Z_LOW * scale)
-        worst = int(np.argmax(excess))
+        worst = int(np.argmin(excess) if steady else np.argmax(excess))
         if excess[worst] <= floor:
             continue
         score = min(1.0, math.log10(float(excess[worst]) / floor) / RATIO_DECADES)
@@ -215,19 +235,34 @@ def _group(rows: Rows) -> dict[tuple[str, str], list[tuple[float, float]]]:
     return groups
 
 
-def node_anomalies(devs: Iterable[MetricDeviation]) -> dict[str, Anomaly]:
-    """Fold metric deviations into one Anomaly per node (strongest metric wins)."""
-    by_node: Mapping[str, list[MetricDeviation]] = _by_node(d for d in devs if d.score > 0)
+def node_anomalies(
+    devs: Iterable[MetricDeviation], metrics: Collection[str] | None = None
+) -> dict[str, Anomaly]:
+    """Fold metric deviations into one Anomaly per node (strongest metric wins).
+
+    Args:
+        devs: metric deviations.
+        metrics: keep only these metrics, named in full (``latency.Average``) or by family
+            (``latency``, see :func:`metric_family`), e.g. the one the problem was noticed
+            on; ``None`` keeps all.
+    """
+    kept = (d for d in devs if d.score > 0 and _wanted(d.metric, metrics))
+    by_node: Mapping[str, list[MetricDeviation]] = _by_node(kept)
     return {
         node: Anomaly(
             node=node,
             score=max(d.score for d in ds),
             onset=min(d.onset for d in ds),
-            evidence=tuple(f"{d.node}/{d.metric}" for d in ds),
-            kinds=tuple(d.metric for d in ds),
+            evidence=tuple(f"{d.source or d.node}/{d.metric}" for d in ds),
+            kinds=tuple(dict.fromkeys(d.metric for d in ds)),
         )
         for node, ds in by_node.items()
     }
+
+
+def _wanted(metric: str, metrics: Collection[str] | None) -> bool:
+    """Whether ``metric`` is among ``metrics`` (by full name or family; ``None``: all)."""
+    return metrics is None or metric in metrics or metric_family(metric) in metrics
 
 
 def _by_node(devs: Iterable[MetricDeviation]) -> dict[str, list[MetricDeviation]]:
@@ -235,3 +270,44 @@ def _by_node(devs: Iterable[MetricDeviation]) -> dict[str, list[MetricDeviation]
     for d in devs:
         out[d.node].append(d)
     return out
+
+
+def fold_proxies(
+    devs: Iterable[MetricDeviation], mapping: Mapping[str, str]
+) -> list[MetricDeviation]:
+    """Move each deviation measured at a proxy node onto the service the proxy stands for."""
+    return [
+        replace(d, node=mapping[d.node], source=d.source or d.node) if d.node in mapping else d
+        for d in devs
+    ]
+
+
+def rank_incident(
+    snapshot: TopologySnapshot,
+    baseline: Rows,
+    incident: Rows,
+    *,
+    recent: Rows | None = None,
+    target: str | None = None,
+    metrics: Collection[str] | None = None,
+    top: int = 5,
+    mode: str = "traversal",
+) -> list[RootCause]:
+    """Rank the root causes of one incident from files' rows (the batch path).
+
+    Proxy nodes are folded onto the service they stand for (:func:`proxy_targets`), each
+    metric is scored against ``baseline`` less what ``recent`` (the rows just before the
+    incident) already showed, only ``metrics`` count (by name or family, e.g. the target's),
+    and :func:`rank` orders the candidates in ``mode``.
+    """
+    mapping = proxy_targets(snapshot)
+    devs = fold_proxies(deviations(baseline, incident, recent), mapping)
+    observed = {mapping.get(r[1], r[1]) for r in (*baseline, *incident)}
+    return rank(
+        snapshot.merged(mapping),
+        node_anomalies(devs, metrics),
+        target=mapping.get(target, target) if target else None,
+        top=top,
+        observed=observed,
+        mode=mode,
+    )

@@ -8,6 +8,8 @@ on large graphs (sub-matrix extraction, BFS).
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from functools import cached_property
 
@@ -15,6 +17,12 @@ import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse import csgraph
+
+#: Name endings of nodes that record a call from the caller's side (X-Ray style).
+PROXY_SUFFIXES = ("_remote", "_client")
+#: Shortest host-label word that may name the service behind a proxy.
+MIN_TOKEN = 4
+_STEM = re.compile(r"[_@./:]")
 
 
 class TopologySnapshot:
@@ -92,3 +100,73 @@ class TopologySnapshot:
         )
         names = self.names
         return {names[i] for i in order.tolist()}
+
+    def merged(self, mapping: Mapping[str, str]) -> TopologySnapshot:
+        """Return a copy with each ``mapping`` key folded into its value (edges re-pointed).
+
+        Edges that become self-loops are dropped; a folded node's kind is forgotten.
+        """
+        if not mapping:
+            return self
+        g = nx.DiGraph()
+        g.add_nodes_from(mapping.get(n, n) for n in self.graph.nodes)
+        g.add_edges_from(
+            (mapping.get(a, a), mapping.get(b, b))
+            for a, b in self.graph.edges
+            if mapping.get(a, a) != mapping.get(b, b)
+        )
+        kinds = {n: k for n, k in self.kinds.items() if n not in mapping}
+        return TopologySnapshot(g, kinds, self.version)
+
+
+def is_proxy(name: str, suffixes: tuple[str, ...] = PROXY_SUFFIXES) -> bool:
+    """Whether ``name`` is a client-side view of a call (``…_remote``, ``…_client``)."""
+    return name.endswith(suffixes)
+
+
+def proxy_targets(
+    snap: TopologySnapshot, suffixes: tuple[str, ...] = PROXY_SUFFIXES
+) -> dict[str, str]:
+    """Map each client-side proxy node onto the service it stands for, where that is clear.
+
+    A tracer that cannot see the callee records the call as a node of its own
+    (``PetSearch_client``, ``servi-searc.….elb.amazonaws.com_remote``): its latency and
+    availability are the callee's as its callers see them. A proxy with exactly one
+    non-proxy callee stands for that callee. A proxy leaf stands for the one non-proxy node
+    whose stem (its name up to the first ``_ @ . / :``) contains a word (≥ MIN_TOKEN
+    letters) of the proxy's first host label that no other proxy label has: load balancers
+    are usually named after what they front. No match, or several, leaves the proxy as is.
+    """
+    services = [n for n in snap.names if not is_proxy(n, suffixes)]
+    stems = {n: _STEM.split(n, maxsplit=1)[0].lower() for n in services}
+    out: dict[str, str] = {}
+    leaves = []
+    for node in snap.names:
+        if not is_proxy(node, suffixes):
+            continue
+        callees = [c for c in snap.graph.successors(node) if not is_proxy(c, suffixes)]
+        if len(callees) == 1:
+            out[node] = callees[0]
+        elif not callees:
+            leaves.append(node)
+    labels = {n: _host_label(n, suffixes) for n in leaves}
+    # A word shared by several host labels (``servi`` of every ``servi-xxxxx`` balancer)
+    # names the naming scheme, not a service.
+    shared = Counter(w for label in set(labels.values()) for w in set(_words(label)))
+    for node, label in labels.items():
+        words = [w for w in _words(label) if shared[w] == 1]
+        hits = {s for s in services for w in words if w in stems[s]}
+        if len(hits) == 1:
+            out[node] = hits.pop()
+    return out
+
+
+def _host_label(node: str, suffixes: tuple[str, ...]) -> str:
+    """Return a proxy's first host label, lower-cased (``servi-searc`` of ``servi-searc.…``)."""
+    stem = next(node[: -len(s)] for s in suffixes if node.endswith(s))
+    return stem.split("://", 1)[-1].split(".", 1)[0].lower()
+
+
+def _words(label: str) -> list[str]:
+    """Return the words of at least MIN_TOKEN letters in ``label``."""
+    return [w for w in re.split(r"[^a-z]+", label) if len(w) >= MIN_TOKEN]

@@ -20,6 +20,16 @@ graph     personalized random walk on the candidate subgraph, from symptoms towa
 onset     1 for the earliest onset, 0 for the latest, linear in between (1 if all equal).
 evidence  the node's own anomaly score.
 hint      a pattern-match strength for the node, when supplied.
+
+``mode="traversal"`` ranks as the PetShop reference does (Hardt et al. 2023): a candidate is
+*explained* when one of its anomalous callees deviates in a metric family it deviates in too
+(latency explains latency, availability explains availability; an inferred node explains its
+callers). Unexplained candidates come first::
+
+    score = (unexplained + (0.80 evidence + 0.20 onset [+ 0.25 hint]) / (1 [+ 0.25])) / 2
+
+so every unexplained candidate outranks every explained one, and among equals the stronger,
+earlier, better-matching anomaly leads.
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 
+from selfheal_kg.errors import ConfigError
 from selfheal_kg.model import RootCause
 from selfheal_kg.rca.graph import TopologySnapshot
 
@@ -39,6 +50,8 @@ BETA = 0.15
 WEIGHTS = {"graph": 0.40, "onset": 0.10, "evidence": 0.50}
 HINT_WEIGHT = 0.25
 INFERRED = "inferred"
+TRAVERSAL_WEIGHTS = {"evidence": 0.80, "onset": 0.20}
+MODES = ("walk", "traversal")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +81,7 @@ def rank(
     pattern_hints: Mapping[str, float] | None = None,
     *,
     observed: Collection[str] | None = None,
+    mode: str = "walk",
 ) -> list[RootCause]:
     """Return the ``top`` most likely root causes, best first.
 
@@ -80,7 +94,13 @@ def rank(
         pattern_hints: optional per-node pattern-match strength in [0, 1].
         observed: nodes that have metrics of their own; only other nodes may be inferred.
             ``None`` turns inference off (nothing is known to lack metrics).
+        mode: ``walk`` (personalized random walk) or ``traversal`` (unexplained first).
+
+    Raises:
+        ConfigError: unknown ``mode``.
     """
+    if mode not in MODES:
+        raise ConfigError(f"unknown ranking mode {mode!r}; expected one of {', '.join(MODES)}")
     live = {n: a for n, a in anomalies.items() if a.score > 0}
     if not live:
         return []
@@ -91,7 +111,10 @@ def rank(
         return []
     names = list(cands)
     sub = _subgraph(snap, names)
-    comps = _components(sub, names, cands, target, pattern_hints or {})
+    if mode == "traversal":
+        comps = _traversal_components(sub, names, cands, pattern_hints or {})
+    else:
+        comps = _components(sub, names, cands, target, pattern_hints or {})
     order = np.argsort(-comps["score"], kind="stable")[:top]
     graph = nx.from_scipy_sparse_array(sub, create_using=nx.DiGraph)
     nx.relabel_nodes(graph, dict(enumerate(names)), copy=False)
@@ -208,6 +231,61 @@ def _components(
         comps["hint"] = np.array([min(1.0, max(0.0, hints.get(n, 0.0))) for n in names])
         score = (score + HINT_WEIGHT * comps["hint"]) / (1 + HINT_WEIGHT)
     comps["score"] = np.asarray(score)
+    return comps
+
+
+def metric_family(metric: str) -> str:
+    """Return what ``metric`` measures: ``latency``, ``availability``, ``errors`` or its stem.
+
+    The stem is the name up to its first ``.`` (``requests.Sum`` → ``requests``).
+    """
+    name = metric.lower()
+    if any(w in name for w in ("availability", "success", "apdex")):
+        return "availability"
+    if any(w in name for w in ("error", "fault")):
+        return "errors"
+    if any(w in name for w in ("latency", "duration", "time", "p9")):
+        return "latency"
+    return name.split(".", 1)[0]
+
+
+def explains(callee: Anomaly, caller: Anomaly) -> bool:
+    """Whether an anomalous ``callee`` accounts for its ``caller``'s anomaly.
+
+    It does when they share a metric family, when either says nothing about its kinds, and
+    always when the callee is inferred (its evidence is its callers' own).
+    """
+    if INFERRED in callee.kinds or not callee.kinds or not caller.kinds:
+        return True
+    return not {metric_family(k) for k in callee.kinds}.isdisjoint(
+        metric_family(k) for k in caller.kinds
+    )
+
+
+def _traversal_components(
+    adj: sp.csr_matrix,
+    names: list[str],
+    cands: Mapping[str, Anomaly],
+    hints: Mapping[str, float],
+) -> dict[str, np.ndarray]:
+    """Return the traversal mode's components and score, aligned with ``names``."""
+    unexplained = np.array([
+        0.0 if any(explains(cands[names[j]], cands[n]) for j in adj[i].indices.tolist())
+        else 1.0
+        for i, n in enumerate(names)
+    ])
+    onset = np.array([cands[n].onset for n in names])
+    span = onset.max() - onset.min()
+    comps = {
+        "unexplained": unexplained,
+        "onset": 1 - (onset - onset.min()) / span if span > 0 else np.ones(len(names)),
+        "evidence": np.array([min(1.0, cands[n].score) for n in names]),
+    }
+    base = sum(TRAVERSAL_WEIGHTS[k] * comps[k] for k in TRAVERSAL_WEIGHTS)
+    if hints:
+        comps["hint"] = np.array([min(1.0, max(0.0, hints.get(n, 0.0))) for n in names])
+        base = (base + HINT_WEIGHT * comps["hint"]) / (1 + HINT_WEIGHT)
+    comps["score"] = np.asarray((unexplained + base) / 2)
     return comps
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from rdflib import Literal
@@ -118,26 +119,9 @@ class Gated:
         assert ok, self.events
 
 
-class Live:
-    def __init__(self) -> None:
-        self.seen: dict[str, float] = {}
-
-    def seen_since(self, node: str, t: float) -> bool:
-        return self.seen.get(node, float("-inf")) > t
-
-    def signal_active(self, node: str, metric: str) -> bool:
-        return False
-
-    def active_ids(self) -> set[str]:
-        return set()
-
-    def opened_since(self, nodes: object, t: float) -> list[str]:
-        return []
-
-
 @pytest.fixture
-def flow() -> Iterator[tuple[RepairFlow, Gated, Live, FakeClock, OxigraphStore]]:
-    clock, store, ex, live = FakeClock(1000.0), OxigraphStore(None), Gated(), Live()
+def flow(fake_live: type) -> Iterator[tuple[RepairFlow, Gated, Any, FakeClock, OxigraphStore]]:
+    clock, store, ex, live = FakeClock(1000.0), OxigraphStore(None), Gated(), fake_live()
     book = IncidentBook(Recorder(
         lambda t: store.add(INCIDENTS_GRAPH, t),
         lambda inc, v: records.set_status(store, inc, v),
@@ -163,7 +147,7 @@ def decided(f: RepairFlow, clock: FakeClock, target: str) -> Incident:
     return inc
 
 
-def settle(f: RepairFlow, ex: Gated, live: Live, clock: FakeClock, target: str) -> None:
+def settle(f: RepairFlow, ex: Gated, live: Any, clock: FakeClock, target: str) -> None:
     """Let ``target``'s restart finish and report healthy, then tick."""
     ex.gate(target).set()
     f.wait_idle()

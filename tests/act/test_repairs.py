@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -82,23 +83,6 @@ class Proc:
         return ActionReport(True, "restored")
 
 
-class Live:
-    def __init__(self) -> None:
-        self.seen: dict[str, float] = {}
-
-    def seen_since(self, node: str, t: float) -> bool:
-        return self.seen.get(node, float("-inf")) > t
-
-    def signal_active(self, node: str, metric: str) -> bool:
-        return False
-
-    def active_ids(self) -> set[str]:
-        return set()
-
-    def opened_since(self, nodes: object, t: float) -> list[str]:
-        return []
-
-
 @dataclass
 class World:
     clock: FakeClock
@@ -106,7 +90,7 @@ class World:
     book: IncidentBook
     flow: RepairFlow
     proc: Proc
-    live: Live
+    live: Any
     journal: Journal
 
 
@@ -116,7 +100,7 @@ PLAYBOOKS = {
 }
 
 
-def make_world(tmp_path: Path, store: OxigraphStore | None = None,
+def make_world(tmp_path: Path, live: Any, store: OxigraphStore | None = None,
                clock: FakeClock | None = None) -> World:
     clock = clock or FakeClock(1000.0)
     store = store or OxigraphStore(None)
@@ -126,7 +110,7 @@ def make_world(tmp_path: Path, store: OxigraphStore | None = None,
         lambda t: store.add(INCIDENTS_GRAPH, t),
         lambda inc, v: records.set_status(store, inc, v),
     ))
-    proc, live = Proc(journal), Live()
+    proc = Proc(journal)
     executors = {a: proc for a in proc.actions}
     flow = RepairFlow(
         clock=clock, book=book, healer=Healer(executors, clock),
@@ -138,8 +122,8 @@ def make_world(tmp_path: Path, store: OxigraphStore | None = None,
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    w = make_world(tmp_path)
+def world(tmp_path: Path, fake_live: type) -> Iterator[World]:
+    w = make_world(tmp_path, fake_live())
     yield w
     w.flow.close()
 
@@ -169,9 +153,11 @@ def test_each_step_is_journaled_before_it_runs_and_closed_with_the_incident(
     assert world.journal.in_flight() == []
 
 
-def crash_mid_step(tmp_path: Path, playbook: str = "restart-service") -> tuple[World, str]:
+def crash_mid_step(
+    tmp_path: Path, live: Any, playbook: str = "restart-service"
+) -> tuple[World, str]:
     """A first process journals the intent of step N and dies before recording the result."""
-    first = make_world(tmp_path / "a")
+    first = make_world(tmp_path / "a", live)
     inc = open_incident(first, "api", playbook)
     first.book.set_status(inc, Status.HEALING)
     steps = PLAYBOOKS[playbook].steps
@@ -187,8 +173,8 @@ def crash_mid_step(tmp_path: Path, playbook: str = "restart-service") -> tuple[W
     return first, inc.id
 
 
-def restart(tmp_path: Path, first: World) -> World:
-    second = make_world(tmp_path / "b", store=first.store, clock=first.clock)
+def restart(tmp_path: Path, first: World, live: Any) -> World:
+    second = make_world(tmp_path / "b", live, store=first.store, clock=first.clock)
     second.journal = Journal(first.journal.path)
     second.proc.journal = second.journal
     executors = {a: second.proc for a in second.proc.actions}
@@ -196,9 +182,9 @@ def restart(tmp_path: Path, first: World) -> World:
     return second
 
 
-def test_a_step_whose_effect_is_visible_is_not_repeated(tmp_path: Path) -> None:
-    first, iid = crash_mid_step(tmp_path)
-    second = restart(tmp_path, first)
+def test_a_step_whose_effect_is_visible_is_not_repeated(tmp_path: Path, fake_live: type) -> None:
+    first, iid = crash_mid_step(tmp_path, fake_live())
+    second = restart(tmp_path, first, fake_live())
     second.proc.pid = 4242  # the restart had happened: a new process runs
     inc = second.book.get(iid)
     assert inc is not None and inc.status.value == "healing"
@@ -215,9 +201,11 @@ def test_a_step_whose_effect_is_visible_is_not_repeated(tmp_path: Path) -> None:
     second.flow.close()
 
 
-def test_a_step_not_applied_is_resumed_once_its_timeout_has_passed(tmp_path: Path) -> None:
-    first, iid = crash_mid_step(tmp_path, "drain-restart")
-    second = restart(tmp_path, first)
+def test_a_step_not_applied_is_resumed_once_its_timeout_has_passed(
+    tmp_path: Path, fake_live: type
+) -> None:
+    first, iid = crash_mid_step(tmp_path, fake_live(), "drain-restart")
+    second = restart(tmp_path, first, fake_live())
     second.flow.tick(second.clock.advance(5.0))
     assert second.proc.executed == [], "within the step timeout the effect may still come"
     second.flow.tick(second.clock.advance(30.0))
@@ -231,10 +219,10 @@ def test_a_step_not_applied_is_resumed_once_its_timeout_has_passed(tmp_path: Pat
 
 
 def test_a_failure_in_the_resumed_part_rolls_back_the_steps_done_before_the_crash(
-    tmp_path: Path,
+    tmp_path: Path, fake_live: type,
 ) -> None:
-    first, iid = crash_mid_step(tmp_path, "drain-restart")
-    second = restart(tmp_path, first)
+    first, iid = crash_mid_step(tmp_path, fake_live(), "drain-restart")
+    second = restart(tmp_path, first, fake_live())
     second.proc.fail.add("restart")
     second.flow.tick(second.clock.advance(60.0))
     second.flow.wait_idle()
@@ -245,12 +233,14 @@ def test_a_failure_in_the_resumed_part_rolls_back_the_steps_done_before_the_cras
     second.flow.close()
 
 
-def test_entries_of_incidents_closed_before_the_crash_are_closed(tmp_path: Path) -> None:
-    first, iid = crash_mid_step(tmp_path)
+def test_entries_of_incidents_closed_before_the_crash_are_closed(
+    tmp_path: Path, fake_live: type
+) -> None:
+    first, iid = crash_mid_step(tmp_path, fake_live())
     inc = first.book.get(iid)
     assert inc is not None
     first.book.set_status(inc, Status.RESOLVED)  # the record says closed, the journal not
-    second = restart(tmp_path, first)
+    second = restart(tmp_path, first, fake_live())
     assert second.book.get(iid) is None
     assert second.journal.in_flight() == []
     second.flow.close()

@@ -42,14 +42,14 @@ def _ids(doc: dict[str, object]) -> list[str]:
     return [b["id"]["value"] for b in bindings]
 
 
-def test_get_returns_sparql_json(client: TestClient) -> None:
+def test_get_returns_sparql_json(client: TestClient, shipped_playbook_ids: list[str]) -> None:
     r = client.get("/sparql", params={"query": Q})
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("application/sparql-results+json")
     doc = r.json()
     assert doc["head"]["vars"] == ["id", "cost"]
-    assert _ids(doc) == ["config-rollback", "restart-service", "scale-out"]
-    cost = doc["results"]["bindings"][1]["cost"]
+    assert _ids(doc) == shipped_playbook_ids
+    cost = doc["results"]["bindings"][0]["cost"]
     assert cost["datatype"] == "http://www.w3.org/2001/XMLSchema#decimal"
 
 
@@ -82,7 +82,7 @@ def test_bad_query_is_400_with_message(client: TestClient) -> None:
     assert r.json()["detail"]
 
 
-def test_update_refused(client: TestClient) -> None:
+def test_update_refused(client: TestClient, shipped_playbook_ids: list[str]) -> None:
     for body in ("DROP ALL", f"CLEAR GRAPH <{KNOWLEDGE_GRAPH}>"):
         r = client.post(
             "/sparql", content=body, headers={"content-type": "application/sparql-query"}
@@ -90,7 +90,7 @@ def test_update_refused(client: TestClient) -> None:
         assert r.status_code == 400
         assert "read-only" in r.json()["detail"]
     assert client.get("/sparql", params={"query": Q}).status_code == 200  # nothing dropped
-    assert len(_ids(client.get("/sparql", params={"query": Q}).json())) == 3
+    assert _ids(client.get("/sparql", params={"query": Q}).json()) == shipped_playbook_ids
 
 
 def test_missing_query_is_400(client: TestClient) -> None:

@@ -28,18 +28,20 @@ def _run(argv: list[str]) -> int:
     return code
 
 
-def test_table_of_shipped_playbooks(capsys: pytest.CaptureFixture[str]) -> None:
+def test_table_of_shipped_playbooks(
+    capsys: pytest.CaptureFixture[str], shipped_playbook_ids: list[str]
+) -> None:
     assert _run([PLAYBOOKS]) == 0
     out = capsys.readouterr().out
-    assert "restart-service  low" in out
-    assert "(3 rows)" in out
+    assert any(line.split() == ["restart-service", "low"] for line in out.splitlines())
+    assert f"({len(shipped_playbook_ids)} rows)" in out
 
 
-def test_json_format(capsys: pytest.CaptureFixture[str]) -> None:
+def test_json_format(capsys: pytest.CaptureFixture[str], shipped_playbook_ids: list[str]) -> None:
     assert _run([PLAYBOOKS, "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     ids = [b["id"]["value"] for b in doc["results"]["bindings"]]
-    assert ids == ["config-rollback", "restart-service", "scale-out"]
+    assert ids == shipped_playbook_ids
 
 
 def test_csv_format_with_topology(capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,7 +11,7 @@ from selfheal_kg.errors import ActionError
 
 
 def get(url: str) -> int:
-    with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 (a loopback test URL)
+    with urllib.request.urlopen(url, timeout=5) as resp:
         resp.read()
         return int(resp.status)
 

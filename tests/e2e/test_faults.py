@@ -201,7 +201,7 @@ def test_overload_scales_out_behind_the_balancer_and_back_in(live: Live) -> None
     done = executions(live.url, inc.id)
     assert [(r["action"], r["ok"]) for r in done] == [("scale_out", "true")]
     assert done[0]["target"].endswith("/service/checkout")
-    assert replicas.count() == 4
+    assert replicas.count() == 5
     # the load falls: back to the declared instances, every one of them serving
     faults.revert(live.shop, faults.Injected("overload", "checkout"))
     scale_in(live.shop, "checkout")

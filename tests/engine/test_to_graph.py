@@ -28,6 +28,7 @@ def test_sparql_sees_every_shipped_rule() -> None:
     assert got == [
         ("high-error-rate", node_iri("pattern", "HighErrorRate"), "diagnose", 80, "errors.yaml"),
         ("high-latency", node_iri("pattern", "HighLatency"), "diagnose", 60, "latency.yaml"),
+        ("overload", node_iri("pattern", "Overload"), "diagnose", 70, "overload.yaml"),
         ("service-down", node_iri("pattern", "ServiceDown"), "diagnose", 100, "service-down.yaml"),
     ]
 

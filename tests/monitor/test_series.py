@@ -381,3 +381,18 @@ def test_summary_gives_rate_and_mean(store: SeriesStore) -> None:
     values = _values(store)
     assert values["gc.pause.rate"] == [pytest.approx(2.0)]
     assert values["gc.pause.mean"] == [pytest.approx(0.02)]
+
+
+def test_summary_quantiles_are_kept_per_stream_in_base_units(store: SeriesStore) -> None:
+    metric = pb.Metric(name="gc.pause", unit="ms")
+    for region, p95 in (("eu", 40.0), ("us", 90.0)):
+        dp = metric.summary.data_points.add(
+            start_time_unix_nano=100 * S, time_unix_nano=110 * S, count=10, sum=100.0
+        )
+        dp.attributes.add(key="region").value.string_value = region
+        dp.quantile_values.add(quantile=0.95, value=p95)
+        dp.quantile_values.add(quantile=0.42, value=1.0)  # not a kept quantile
+    store.ingest_metrics(_request(metric), 1)
+    got = {p.series: p.value for p in store.drain() if p.metric == "gc.pause.p95"}
+    assert sorted(got.values()) == [pytest.approx(0.04), pytest.approx(0.09)]
+    assert len(got) == 2 and all("region=" in s for s in got)

@@ -1,10 +1,21 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
+from selfheal_kg.errors import ConfigError
 from selfheal_kg.rca.graph import TopologySnapshot
-from selfheal_kg.rca.rank import ALPHA, BETA, Anomaly, personalized_walk, rank, walk_matrix
+from selfheal_kg.rca.rank import (
+    ALPHA,
+    BETA,
+    MODES,
+    Anomaly,
+    metric_family,
+    personalized_walk,
+    rank,
+    walk_matrix,
+)
 
 
 def anomalies(spec: dict[str, tuple[float, float]]) -> dict[str, Anomaly]:
@@ -121,3 +132,69 @@ def test_hidden_dependency_is_blamed_only_through_outgoing_call_evidence() -> No
     slow_db = {**base, "inventory": Anomaly("inventory", 1.0, 100.0, ("i",),
                                             ("db.client.operation.duration.mean",))}
     assert rank(snap, slow_db, target="checkout", observed=observed)[0].node == "inventory-db"
+
+
+def kinded(spec: dict[str, tuple[float, str]]) -> dict[str, Anomaly]:
+    return {n: Anomaly(n, s, 10.0, (f"{n}/{k}",), (k,)) for n, (s, k) in spec.items()}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_both_modes_rank_the_leaf_below_stronger_symptoms_first(mode: str) -> None:
+    snap = TopologySnapshot.from_edges(CHAIN)
+    an = anomalies({"frontend": (1.0, 10), "checkout": (0.9, 10), "payment": (0.6, 10)})
+    causes = rank(snap, an, target="frontend", mode=mode)
+    assert causes[0].node == "payment"
+    assert causes[0].path == ("frontend", "checkout", "payment")
+
+
+def test_traversal_puts_every_unexplained_node_first() -> None:
+    snap = TopologySnapshot.from_edges([*CHAIN, ("admin", "db"), ("admin", "auth")])
+    an = anomalies({"frontend": (1.0, 5), "checkout": (0.8, 4), "payment": (0.3, 3),
+                    "admin": (0.9, 6), "auth": (0.6, 5)})
+    causes = rank(snap, an, mode="traversal")
+    assert [c.node for c in causes[:2]] == ["auth", "payment"]  # stronger first
+    assert causes[0].components["unexplained"] == 1.0
+    assert {c.node: c.components["unexplained"] for c in causes}["frontend"] == 0.0
+    assert set(causes[0].components) == {"unexplained", "onset", "evidence"}
+
+
+def test_traversal_explains_only_within_a_metric_family() -> None:
+    # search's errors are not explained by its storage being slow; its slowness would be
+    snap = TopologySnapshot.from_edges([("web", "search"), ("search", "s3")])
+    errors = kinded({"web": (0.9, "availability.Average"),
+                     "search": (0.6, "availability.Average"), "s3": (0.3, "latency.Average")})
+    causes = {c.node: c for c in rank(snap, errors, target="web", mode="traversal")}
+    assert causes["search"].rank == 1 and causes["search"].components["unexplained"] == 1.0
+    assert causes["web"].components["unexplained"] == 0.0
+    slow = kinded({"web": (0.9, "latency.Average"), "search": (0.6, "latency.p99"),
+                   "s3": (0.3, "latency.Average")})
+    causes = {c.node: c for c in rank(snap, slow, target="web", mode="traversal")}
+    assert causes["s3"].rank == 1 and causes["search"].components["unexplained"] == 0.0
+
+
+def test_traversal_infers_an_uninstrumented_database() -> None:
+    snap = TopologySnapshot.from_edges([("web", "orders"), ("web", "users"),
+                                        ("orders", "db"), ("users", "db")])
+    an = anomalies({"web": (1.0, 3), "orders": (0.9, 2), "users": (0.8, 2)})
+    causes = rank(snap, an, target="web", observed={"web", "orders", "users"},
+                  mode="traversal")
+    assert causes[0].node == "db" and "no metrics" in causes[0].explanation
+
+
+def test_traversal_hint_breaks_a_tie_among_unexplained() -> None:
+    an = anomalies({"a": (0.5, 10), "b": (0.5, 10)})
+    causes = rank(TopologySnapshot.from_edges([]), an, pattern_hints={"b": 1.0},
+                  mode="traversal")
+    assert causes[0].node == "b" and causes[0].components["hint"] == 1.0
+
+
+def test_metric_family_groups_statistics() -> None:
+    assert metric_family("latency.p99") == metric_family("http.server.duration.mean")
+    assert metric_family("availability.Average") == "availability"
+    assert metric_family("http.server.errors") == "errors"
+    assert metric_family("requests.Sum") == "requests"
+
+
+def test_unknown_mode_is_refused() -> None:
+    with pytest.raises(ConfigError, match="unknown ranking mode 'bogus'"):
+        rank(TopologySnapshot.from_edges([]), anomalies({"a": (0.5, 1)}), mode="bogus")
