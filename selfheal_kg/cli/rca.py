@@ -10,14 +10,8 @@ from typing import Any
 
 from selfheal_kg.detect.batch import parse_time
 from selfheal_kg.errors import FileLoadError
-from selfheal_kg.rca.batch import (
-    deviations,
-    load_metrics,
-    load_topology,
-    node_anomalies,
-    split_baseline,
-)
-from selfheal_kg.rca.rank import rank
+from selfheal_kg.rca.batch import load_metrics, load_topology, rank_incident, split_baseline
+from selfheal_kg.rca.rank import MODES
 
 EXIT_BAD_INPUT = 2
 
@@ -55,6 +49,20 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--at", default=None, metavar="TIME", help="incident start (epoch seconds or ISO 8601)"
     )
     p.add_argument("--top", type=int, default=5, metavar="K")
+    p.add_argument(
+        "--mode",
+        choices=MODES,
+        default="walk",
+        help="walk: the server's ranking (default); traversal: keep anomalous nodes no "
+        "anomalous dependency explains first (docs/rca.md)",
+    )
+    p.add_argument(
+        "--metric",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="only these metrics (a name or a family such as latency) count; repeatable",
+    )
     p.set_defaults(run=run)
     return p
 
@@ -86,9 +94,17 @@ def analyse(args: argparse.Namespace) -> dict[str, Any]:
         incident = [r for r in rows if at is None or r[0] >= at]
     else:
         base, incident = split_baseline(rows, at)
-    anomalies = node_anomalies(deviations(base, incident))
-    observed = {r[1] for r in rows}
-    causes = rank(snapshot, anomalies, target=args.target, top=args.top, observed=observed)
+    # the same path as the server's ranking, with proxy nodes folded onto the service they
+    # front and deviations already present before the incident discounted
+    causes = rank_incident(
+        snapshot,
+        base,
+        incident,
+        target=args.target,
+        metrics=args.metric,
+        top=args.top,
+        mode=args.mode,
+    )
     return {
         "root_causes": [
             {
