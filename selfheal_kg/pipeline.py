@@ -279,8 +279,11 @@ class Pipeline:
 
     def _group(self, diagnoses: list[Diagnosis], now: float) -> None:
         graph = self._graph()
+        anomalous = set(self._anomalies())
         for d in diagnoses:
-            related = {d.node} | near(graph, d.node)
+            # its dependencies and callers, and whatever anomalous part of the topology it
+            # touches: a leaf starved by a failing sibling belongs to the sibling's incident
+            related = near(graph, d.node) | component_of(graph, {d.node}, anomalous)
             inc = self.book.find_for(related, now, pattern=d.pattern)
             if inc is None:
                 inc = self.book.open(d, now)

@@ -237,3 +237,31 @@ def test_a_crash_looping_service_is_restarted_a_bounded_number_of_times(world: t
     )
     reason = records.incident_detail(store, escalated["id"])["outcome"]["reason"]
     assert "budget" in reason
+
+
+def test_a_leaf_starved_by_a_failing_sibling_joins_the_siblings_incident(world: tuple) -> None:  # type: ignore[type-arg]
+    pipe, series, supervisor, clock, store = world
+    edges = [("gateway", "checkout"), ("checkout", "payment"), ("checkout", "inventory")]
+    pipe.knowledge.topology = lambda: (edges, {})
+    nodes = ["gateway", "checkout", "payment", "inventory"]
+    for k in range(20):
+        healthy_tick(series, clock, nodes, k)
+        pipe.tick()
+    for _ in range(8):  # inventory dies; checkout fails fast and stops calling payment
+        t = clock.advance(1.0)
+        for node in ["gateway", "checkout"]:
+            series.emit(t, node, "http.server.request.rate", 20.0)
+            series.emit(t, node, "http.server.error.ratio", 1.0)
+        series.emit(t, "payment", "http.server.request.rate", 0.0)
+        series.emit(t, "payment", "http.server.error.ratio", 0.0)
+        pipe.tick()
+        pipe.wait_idle()
+    incidents = records.list_incidents(store, None, 10)
+    assert [i["root"] for i in incidents] == ["inventory"]
+    assert supervisor.restarted == ["inventory"]
+    diagnosed = {d["node"] for d in records.incident_detail(store, incidents[0]["id"])["diagnoses"]}
+    assert diagnosed >= {pipe_node("payment"), pipe_node("inventory")}
+
+
+def pipe_node(name: str) -> str:
+    return f"https://w3id.org/selfheal-kg/id/service/{name}"

@@ -65,8 +65,14 @@ def match(
 
 
 def hints(matches: Iterable[PatternMatch]) -> dict[str, float]:
-    """Return ``{node: best pattern score}`` for RCA's pattern hints."""
+    """Return ``{node: strength}`` for RCA's pattern hints.
+
+    Strength is the share of the pattern's symptoms shown, discounted by how many symptoms
+    corroborate it (``1 - 0.5 ** n``): a node showing both symptoms of a two-symptom pattern
+    (0.75) is stronger evidence than one showing the single symptom of another (0.5).
+    """
     out: dict[str, float] = {}
     for m in matches:
-        out[m.node] = max(out.get(m.node, 0.0), m.score)
+        strength = m.score * (1.0 - 0.5 ** len(m.matched))
+        out[m.node] = max(out.get(m.node, 0.0), strength)
     return out
