@@ -42,6 +42,8 @@ class Config:
         notify_url: webhook that receives alert-group notifications and pages (escalations to
             a human), as JSON; ``None`` sends nothing.
         group_wait_seconds: how long a new incident gathers symptoms before RCA and decision.
+        trend_horizon_seconds: a resource (``*.utilization``) predicted to be exhausted within
+            this many seconds raises a ``trend`` signal at full score.
     """
 
     host: str = "127.0.0.1"
@@ -62,6 +64,7 @@ class Config:
     executors_file: Path | None = None
     notify_url: str | None = None
     group_wait_seconds: float = 2.0
+    trend_horizon_seconds: float = 3600.0
 
     def with_overrides(self, **overrides: Any) -> Config:
         """Return a copy with the given non-``None`` fields replaced."""

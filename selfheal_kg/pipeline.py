@@ -28,6 +28,8 @@ from selfheal_kg.act.safety import SafetyGate
 from selfheal_kg.clock import Clock
 from selfheal_kg.decide.choose import History, choose
 from selfheal_kg.detect.base import Scores
+from selfheal_kg.detect.hysteresis import SignalTracker
+from selfheal_kg.detect.trend import RATIO_SUFFIXES
 from selfheal_kg.errors import NotFound
 from selfheal_kg.incident import Incident, IncidentBook, Status
 from selfheal_kg.model import (
@@ -140,6 +142,7 @@ class Pipeline:
         settings: Settings,
         gate: SafetyGate | None = None,
         alerts: AlertManager | None = None,
+        trend: DetectorLike | None = None,
     ) -> None:
         self.clock = clock
         self.series = series
@@ -152,6 +155,10 @@ class Pipeline:
         self.settings = settings
         self.liveness = Liveness(settings.stale_after)
         self.alerts = alerts
+        # Saturating resources (``*.utilization``) are also watched for where they are going:
+        # time to exhaustion, so a leak is repaired before the crash.
+        self.trend = trend
+        self.trend_tracker = SignalTracker(detector="trend")
         self.active: dict[str, Signal] = {}
         self._inbox: list[Signal] = []
         self.recent: deque[Signal] = deque(maxlen=10_000)
@@ -198,10 +205,21 @@ class Pipeline:
         if not latest:
             return [], []
         pts = list(latest.values())
+        opened, cleared = self._detect_with(self.detector, self.tracker, pts, now)
+        resources = [p for p in pts if p.metric.endswith(RATIO_SUFFIXES)]
+        if self.trend is not None and resources:
+            more = self._detect_with(self.trend, self.trend_tracker, resources, now)
+            opened, cleared = opened + more[0], cleared + more[1]
+        return opened, cleared
+
+    @staticmethod
+    def _detect_with(
+        detector: DetectorLike, tracker: TrackerLike, pts: list[DerivedPoint], now: float
+    ) -> tuple[list[Signal], list[Signal]]:
         ids = [p.series for p in pts]
         values = np.array([p.value for p in pts], dtype=float)
-        scores = self.detector.update(now, ids, values)
-        return self.tracker.update(
+        scores = detector.update(now, ids, values)
+        return tracker.update(
             now, ids, [p.node for p in pts], [p.metric for p in pts], scores, values
         )
 
@@ -302,7 +320,9 @@ class Pipeline:
         edges, kinds = self.knowledge.topology()
         snapshot = TopologySnapshot.from_edges(edges, kinds)
         anomalies = self._anomalies()
-        observed = observed_nodes(self.series.last_seen(), self.liveness.down(), snapshot.graph)
+        observed = observed_nodes(
+            self.series.last_seen(), self.liveness.down(), snapshot.graph, anomalies
+        )
         matches = match(self.knowledge.patterns(), self.active.values(), self.liveness.down())
         # The incident's evidence is the anomalous part of the topology connected to it: a
         # leaf whose traffic vanished because a sibling failed is connected to that sibling

@@ -28,6 +28,7 @@ from selfheal_kg.decide.choose import History
 from selfheal_kg.decide.playbook import Playbook, load_playbooks
 from selfheal_kg.detect.hysteresis import SignalTracker
 from selfheal_kg.detect.registry import make_detector
+from selfheal_kg.detect.trend import Trend
 from selfheal_kg.engine.durable import DurableRuleEngine
 from selfheal_kg.engine.rules import load_rules
 from selfheal_kg.engine.to_graph import rule_triples
@@ -137,6 +138,7 @@ class Runtime:
                 dry_run=config.dry_run,
             ),
             alerts=self.alerts,
+            trend=Trend(horizon=config.trend_horizon_seconds),
         )
         # repairs in topology order; on disk, a step journal beside the store and recovery
         self.pipeline.repairs.order_by(lambda: self._topology()[0])

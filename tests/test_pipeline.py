@@ -15,6 +15,7 @@ from selfheal_kg.act.heal import Healer
 from selfheal_kg.clock import FakeClock
 from selfheal_kg.decide.playbook import load_playbooks
 from selfheal_kg.detect.registry import make_detector, make_tracker
+from selfheal_kg.detect.trend import Trend
 from selfheal_kg.engine.durable import DurableRuleEngine
 from selfheal_kg.engine.rules import load_rules
 from selfheal_kg.incident import IncidentBook, Recorder, Status
@@ -95,6 +96,7 @@ def world() -> tuple[Pipeline, FakeSeries, FakeSupervisor, FakeClock, OxigraphSt
         book=book,
         healer=Healer({"restart": supervisor}, clock),
         settings=Settings(group_wait=2.0, stale_after=3.5),
+        trend=Trend(horizon=600.0),
     )
     yield pipe, series, supervisor, clock, store
     pipe.close()
@@ -265,3 +267,28 @@ def test_a_leaf_starved_by_a_failing_sibling_joins_the_siblings_incident(world: 
 
 def pipe_node(name: str) -> str:
     return f"https://w3id.org/selfheal-kg/id/service/{name}"
+
+
+def test_a_leak_is_repaired_before_the_resource_runs_out(world: tuple) -> None:  # type: ignore[type-arg]
+    pipe, series, supervisor, clock, store = world
+    memory = "process.memory.utilization"
+    for k in range(40):
+        healthy_tick(series, clock, ["checkout"], k)
+        series.emit(clock.now(), "checkout", memory, 0.30 + 0.001 * (k % 3))
+        pipe.tick()
+    assert supervisor.restarted == []
+    level = 0.30
+    for k in range(60):  # a leak: +0.5 % of the limit per second, out of memory in ~140 s
+        level += 0.005
+        healthy_tick(series, clock, ["checkout"], k)
+        series.emit(clock.now(), "checkout", memory, level)
+        pipe.tick()
+        pipe.wait_idle()
+        if supervisor.restarted:
+            break
+    assert supervisor.restarted == ["checkout"]
+    assert level < 0.8, "restarted only when the memory was nearly gone"
+    [inc] = records.list_incidents(store, None, 10)
+    assert inc["playbook"] == "restart-before-exhaustion"
+    detail = records.incident_detail(store, inc["id"])
+    assert "trend" in {s["detector"] for s in detail["signals"]}

@@ -54,14 +54,29 @@ def component(graph: nx.DiGraph, seeds: Iterable[str], anomalous: set[str]) -> s
     return seen
 
 
-def observed_nodes(reporting: Iterable[str], down: Iterable[str], graph: nx.DiGraph) -> set[str]:
+def observed_nodes(
+    reporting: Iterable[str],
+    down: Iterable[str],
+    graph: nx.DiGraph,
+    anomalies: Mapping[str, Anomaly] | None = None,
+) -> set[str]:
     """Return the nodes RCA must not infer as hidden roots.
 
-    Those that report, and the dependencies of a node that is down: a dead node makes no calls,
-    so nothing can be inferred about what it calls.
+    Those that report; the dependencies of a node that is down (a dead node makes no calls, so
+    nothing can be inferred about what it calls); and, when ``anomalies`` are given, every node
+    that no anomalous caller's outgoing calls (client-side evidence) point at: a caller slow in
+    its own handler, or leaking memory, says nothing about what it calls.
     """
     out = set(reporting)
     for node in down:
         if node in graph:
             out |= set(graph.successors(node))
+    if anomalies is not None:
+        suspects = {
+            callee
+            for node, a in anomalies.items()
+            if node in graph and any(".client." in k for k in a.kinds)
+            for callee in graph.successors(node)
+        }
+        out |= set(graph.nodes) - suspects
     return out

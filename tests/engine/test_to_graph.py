@@ -29,6 +29,13 @@ def test_sparql_sees_every_shipped_rule() -> None:
         ("high-error-rate", node_iri("pattern", "HighErrorRate"), "diagnose", 80, "errors.yaml"),
         ("high-latency", node_iri("pattern", "HighLatency"), "diagnose", 60, "latency.yaml"),
         ("overload", node_iri("pattern", "Overload"), "diagnose", 70, "overload.yaml"),
+        (
+            "resource-exhaustion",
+            node_iri("pattern", "ResourceExhaustion"),
+            "diagnose",
+            90,
+            "exhaustion.yaml",
+        ),
         ("service-down", node_iri("pattern", "ServiceDown"), "diagnose", 100, "service-down.yaml"),
     ]
 

@@ -45,3 +45,13 @@ def test_component_follows_anomalous_nodes_both_ways() -> None:
 
 def test_a_down_nodes_dependencies_are_not_inferred() -> None:
     assert observed_nodes({"gw", "co"}, {"inv"}, graph()) == {"gw", "co", "db"}
+
+
+def test_only_outgoing_call_evidence_leaves_a_callee_open_to_inference() -> None:
+    from selfheal_kg.rca.rank import Anomaly
+
+    g = graph()
+    leaking = {"inv": Anomaly("inv", 1.0, 1.0, ("m",), ("process.memory.utilization",))}
+    assert "db" in observed_nodes({"inv"}, (), g, leaking)
+    slow_db = {"inv": Anomaly("inv", 1.0, 1.0, ("d",), ("db.client.operation.duration.mean",))}
+    assert "db" not in observed_nodes({"inv"}, (), g, slow_db)
