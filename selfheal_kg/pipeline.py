@@ -328,12 +328,17 @@ class Pipeline:
         # leaf whose traffic vanished because a sibling failed is connected to that sibling
         # through their common, failing caller.
         component = component_of(snapshot.graph, inc.nodes, set(anomalies))
+        # a node where a rule concluded a pattern for this incident is stronger evidence than a
+        # bare deviation next to it (a latency wobble below a service failing its requests)
+        hint = hints(matches)
+        for d in inc.diagnoses:
+            hint[d.node] = max(hint.get(d.node, 0.0), 1.0)
         causes = rank(
             snapshot,
             {n: a for n, a in anomalies.items() if n in component},
             top=5,
             observed=observed,
-            pattern_hints=hints(matches),
+            pattern_hints=hint,
         )
         # A root another open incident is already repairing is not this incident's root.
         taken = {o.root for o in self.book.open_incidents() if o is not inc and o.root_causes}
