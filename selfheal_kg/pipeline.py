@@ -20,16 +20,13 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import networkx as nx
-import numpy as np
 
 from selfheal_kg.act.heal import Healer
 from selfheal_kg.act.repairs import PlaybookFull, RepairFlow
 from selfheal_kg.act.safety import SafetyGate
 from selfheal_kg.clock import Clock
 from selfheal_kg.decide.choose import History, choose
-from selfheal_kg.detect.base import Scores
-from selfheal_kg.detect.hysteresis import SignalTracker
-from selfheal_kg.detect.trend import RATIO_SUFFIXES
+from selfheal_kg.detect.stage import DetectorLike, DetectStage, TrackerLike
 from selfheal_kg.errors import NotFound
 from selfheal_kg.incident import Incident, IncidentBook, Status
 from selfheal_kg.model import (
@@ -56,28 +53,6 @@ class SeriesSource(Protocol):
 
     def drain(self) -> list[DerivedPoint]: ...
     def last_seen(self) -> dict[str, float]: ...
-
-
-class DetectorLike(Protocol):
-    """A vectorised streaming detector."""
-
-    name: str
-
-    def update(self, t: float, series: Sequence[str], values: np.ndarray) -> Scores: ...
-
-
-class TrackerLike(Protocol):
-    """Hysteresis over detector scores."""
-
-    def update(
-        self,
-        t: float,
-        series: Sequence[str],
-        nodes: Sequence[str],
-        metrics: Sequence[str],
-        scores: Scores,
-        values: np.ndarray,
-    ) -> tuple[list[Signal], list[Signal]]: ...
 
 
 class EngineLike(Protocol):
@@ -146,8 +121,7 @@ class Pipeline:
     ) -> None:
         self.clock = clock
         self.series = series
-        self.detector = detector
-        self.tracker = tracker
+        self.detection = DetectStage(detector, tracker, trend)
         self.engine = engine
         self.knowledge = knowledge
         self.book = book
@@ -155,10 +129,6 @@ class Pipeline:
         self.settings = settings
         self.liveness = Liveness(settings.stale_after)
         self.alerts = alerts
-        # Saturating resources (``*.utilization``) are also watched for where they are going:
-        # time to exhaustion, so a leak is repaired before the crash.
-        self.trend = trend
-        self.trend_tracker = SignalTracker(detector="trend")
         self.active: dict[str, Signal] = {}
         self._inbox: list[Signal] = []
         self.recent: deque[Signal] = deque(maxlen=10_000)
@@ -199,29 +169,7 @@ class Pipeline:
             return report
 
     def _detect(self, now: float) -> tuple[list[Signal], list[Signal]]:
-        latest: dict[str, DerivedPoint] = {}
-        for p in self.series.drain():
-            latest[p.series] = p
-        if not latest:
-            return [], []
-        pts = list(latest.values())
-        opened, cleared = self._detect_with(self.detector, self.tracker, pts, now)
-        resources = [p for p in pts if p.metric.endswith(RATIO_SUFFIXES)]
-        if self.trend is not None and resources:
-            more = self._detect_with(self.trend, self.trend_tracker, resources, now)
-            opened, cleared = opened + more[0], cleared + more[1]
-        return opened, cleared
-
-    @staticmethod
-    def _detect_with(
-        detector: DetectorLike, tracker: TrackerLike, pts: list[DerivedPoint], now: float
-    ) -> tuple[list[Signal], list[Signal]]:
-        ids = [p.series for p in pts]
-        values = np.array([p.value for p in pts], dtype=float)
-        scores = detector.update(now, ids, values)
-        return tracker.update(
-            now, ids, [p.node for p in pts], [p.metric for p in pts], scores, values
-        )
+        return self.detection.run(self.series.drain(), now)
 
     def submit(self, signals: Sequence[Signal] = (), health: Sequence[HealthChange] = ()) -> None:
         """Queue signals from outside the detectors (Alertmanager) and probe results."""
@@ -267,7 +215,10 @@ class Pipeline:
             self._emit("health", {"change": h})
             if h.status == "down":
                 down: dict[str, FactValue] = {
-                    "node": h.node, "status": "down", "source": h.source, "onset": h.since
+                    "node": h.node,
+                    "status": "down",
+                    "source": h.source,
+                    "onset": h.since,
                 }
                 firings += self.engine.assert_fact(Fact(fid, "health", down, now))
             else:
