@@ -290,6 +290,9 @@ class Pipeline:
             top=5,
             observed=observed,
             pattern_hints=hint,
+            # a callee explains a caller only through the same kind of symptom: a latency
+            # wobble below a service failing its requests does not take the blame
+            mode="traversal",
         )
         # A root another open incident is already repairing is not this incident's root.
         taken = {o.root for o in self.book.open_incidents() if o is not inc and o.root_causes}

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 import networkx as nx
 
 from selfheal_kg.model import Signal
-from selfheal_kg.rca.rank import Anomaly
+from selfheal_kg.rca.rank import DOWN, Anomaly
 
 
 def anomalies_from(signals: Iterable[Signal], down: Mapping[str, float]) -> dict[str, Anomaly]:
@@ -29,7 +29,7 @@ def anomalies_from(signals: Iterable[Signal], down: Mapping[str, float]) -> dict
             score=1.0,
             onset=min(since, prev.onset) if prev else since,
             evidence=(*(prev.evidence if prev else ()), f"health:{node}"),
-            kinds=(*(prev.kinds if prev else ()), "health.down"),
+            kinds=(*(prev.kinds if prev else ()), DOWN),
         )
     return out
 

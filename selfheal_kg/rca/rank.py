@@ -234,6 +234,9 @@ def _components(
     return comps
 
 
+DOWN = "health.down"  # the kind of a node whose telemetry stopped (rca/evidence.py)
+
+
 def metric_family(metric: str) -> str:
     """Return what ``metric`` measures: ``latency``, ``availability``, ``errors`` or its stem.
 
@@ -253,9 +256,10 @@ def explains(callee: Anomaly, caller: Anomaly) -> bool:
     """Whether an anomalous ``callee`` accounts for its ``caller``'s anomaly.
 
     It does when they share a metric family, when either says nothing about its kinds, and
-    always when the callee is inferred (its evidence is its callers' own).
+    always when the callee is inferred (its evidence is its callers' own) or down (a dead
+    dependency explains errors, latency and lost traffic alike).
     """
-    if INFERRED in callee.kinds or not callee.kinds or not caller.kinds:
+    if INFERRED in callee.kinds or DOWN in callee.kinds or not callee.kinds or not caller.kinds:
         return True
     return not {metric_family(k) for k in callee.kinds}.isdisjoint(
         metric_family(k) for k in caller.kinds
