@@ -355,9 +355,15 @@ class Pipeline:
         """Ids of the signals active now (LiveView)."""
         return set(self.active)
 
-    def opened_since(self, nodes: Collection[str], t: float) -> list[str]:
-        """Active signals on ``nodes`` with onset after ``t`` (LiveView)."""
-        return sorted(s.id for s in self.active.values() if s.node in nodes and s.onset > t)
+    def opened_since(
+        self, nodes: Collection[str], t: float, metrics: Collection[str] | None = None
+    ) -> list[str]:
+        """Active signals on ``nodes`` (and ``metrics``) with onset after ``t`` (LiveView)."""
+        return sorted(
+            s.id
+            for s in self.active.values()
+            if s.node in nodes and s.onset > t and (metrics is None or s.metric in metrics)
+        )
 
     # -- helpers ------------------------------------------------------------------------
 

@@ -187,12 +187,17 @@ class RepairFlow:
         """Whether an open incident on a node ``inc``'s target calls must finish first."""
         if self._edges is None:
             return False
-        decided = [i for i in self.book.open_incidents()
-                   if i.decision is not None and i.decision.chosen is not None]
+        decided = [
+            i
+            for i in self.book.open_incidents()
+            if i.decision is not None and i.decision.chosen is not None
+        ]
         if len(decided) < 2 or inc not in decided:
             return False
-        items = [PlanItem(i.id, i.decision.chosen.target, i.opened)  # type: ignore[union-attr]
-                 for i in decided]
+        items = [
+            PlanItem(i.id, i.decision.chosen.target, i.opened)  # type: ignore[union-attr]
+            for i in decided
+        ]
         plan = build_plan(items, self._edges())
         waits = plan.waits_for(inc.id)
         if inc.id not in self._planned:
@@ -228,8 +233,15 @@ class RepairFlow:
         self.submit(inc, pb, target, got, dry, first=1, prior=())
 
     def submit(
-        self, inc: Incident, pb: PlaybookFull, target: str, permit: Permit, dry: bool,
-        *, first: int, prior: Sequence[StepResult],
+        self,
+        inc: Incident,
+        pb: PlaybookFull,
+        target: str,
+        permit: Permit,
+        dry: bool,
+        *,
+        first: int,
+        prior: Sequence[StepResult],
     ) -> None:
         with self._lock:
             self._futures.append(
@@ -252,13 +264,21 @@ class RepairFlow:
         """Return the healer for one run: journaling when a journal is configured."""
         if self.journal is None or dry:
             return self.healer
-        wrapped = {a: JournaledExecutor(ex, self.journal, run, self.clock)
-                   for a, ex in self.executors.items()}
+        wrapped = {
+            a: JournaledExecutor(ex, self.journal, run, self.clock)
+            for a, ex in self.executors.items()
+        }
         return Healer(wrapped, self.clock)
 
     def _heal(
-        self, inc: Incident, pb: PlaybookFull, target: str, permit: Permit, dry: bool,
-        first: int = 1, prior: Sequence[StepResult] = (),
+        self,
+        inc: Incident,
+        pb: PlaybookFull,
+        target: str,
+        permit: Permit,
+        dry: bool,
+        first: int = 1,
+        prior: Sequence[StepResult] = (),
     ) -> None:
         run = JournalRun(inc.id, pb.id, target, pb.steps, first)
         healer = self._runner(run, dry)
@@ -314,8 +334,9 @@ class RepairFlow:
             since,
             now,
             self.live,
-            symptoms=[sid for sid, sig in inc.signals.items() if sig.onset <= since],
+            symptoms=[s for s in diagnosed_symptoms(inc) if s in inc.signals],
             dependents=inc.nodes - {target},
+            watched={inc.signals[s].metric for s in diagnosed_symptoms(inc) if s in inc.signals},
         )
         if verdict.passed:
             self._release(inc, success=True)
@@ -324,8 +345,11 @@ class RepairFlow:
         elif verdict.expired or verdict.regressed:
             self._release(inc, success=False)
             if pb is not None and pb.rollback:
-                self.healer.run_rollback(pb.rollback, inc.decision.chosen.target,
-                                         lambda r, phase: self.book.add_step(inc, r, phase))
+                self.healer.run_rollback(
+                    pb.rollback,
+                    inc.decision.chosen.target,
+                    lambda r, phase: self.book.add_step(inc, r, phase),
+                )
             outcome = Outcome(inc.id, False, None, f"verification failed: {verdict.detail}")
             self.close_incident(inc, outcome, now, Status.FAILED)
 
@@ -361,3 +385,13 @@ class RepairFlow:
     def close(self) -> None:
         """Stop the workers after the running steps finish."""
         self._pool.shutdown(wait=True)
+
+
+def diagnosed_symptoms(inc: Incident) -> list[str]:
+    """Return the ids of the signals the incident's rules concluded from (its real symptoms).
+
+    Verification waits for these to clear, and watches their metrics for a regression; other
+    deviations seen around the incident (a noisy tail latency) neither hold it back nor fail it.
+    """
+    ids = (str(f.get("id")) for d in inc.diagnoses for f in d.facts if f.get("type") == "signal")
+    return list(dict.fromkeys(ids))

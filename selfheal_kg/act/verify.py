@@ -27,8 +27,10 @@ class LiveView(Protocol):
         """Ids of the signals active now."""
         ...
 
-    def opened_since(self, nodes: Collection[str], t: float) -> list[str]:
-        """Ids of active signals on ``nodes`` whose onset is after ``t``."""
+    def opened_since(
+        self, nodes: Collection[str], t: float, metrics: Collection[str] | None = None
+    ) -> list[str]:
+        """Ids of active signals on ``nodes`` (on ``metrics``, if given) with onset after ``t``."""
         ...
 
 
@@ -81,24 +83,26 @@ def verify(
     *,
     symptoms: Collection[str] = (),
     dependents: Collection[str] = (),
+    watched: Collection[str] | None = None,
 ) -> Verdict:
     """Evaluate every criterion for ``node`` after a repair that ended at ``since``.
 
     The repair is verified only when the target's criteria hold AND the incident's symptoms
     (signal ids, on the target and its dependents) have cleared. ``expired`` once the longest
-    deadline has passed unmet; ``regressed`` when a new signal opened on the target or
-    ``dependents`` after the repair.
+    deadline has passed unmet; ``regressed`` when a new signal on one of the ``watched``
+    metrics (all, when ``None``) opened on the target or ``dependents`` after the repair.
     """
     results = [holds(c, node, since, live) for c in criteria]
     lingering = sorted(set(symptoms) & live.active_ids())
     if lingering:
         results.append((False, f"{len(lingering)} symptom(s) still active: {lingering[0]}"))
     passed = all(ok for ok, _ in results)
-    regressed = tuple(live.opened_since({node, *dependents}, since))
+    regressed = tuple(live.opened_since({node, *dependents}, since, watched))
     deadline = max((c.deadline_seconds for c in criteria), default=30.0)
     expired = not passed and now - since > deadline
     detail = "; ".join(text for _, text in results) or "no success criteria"
     if regressed:
         detail += f"; regression after the repair: {', '.join(regressed)}"
-    return Verdict(passed=passed and not regressed, expired=expired, detail=detail,
-                   regressed=regressed)
+    return Verdict(
+        passed=passed and not regressed, expired=expired, detail=detail, regressed=regressed
+    )

@@ -5,7 +5,10 @@
 through the service's loopback-only ``/admin/fault`` endpoint (revert: put back the fault it
 had); ``bad-config`` pushes a configuration the service cannot use into its JSON file
 through a ``ConfigFileExecutor`` (so a saved version exists to roll back to; revert: put the
-old value back); ``overload`` sends extra load straight to a service (revert: stop it).
+old value back); ``overload`` sends extra load straight to a service (revert: stop it);
+``leak`` makes the service's memory grow until it would run out (``/admin/fault``
+``leak_per_s``; revert: stop it); ``dropped-index`` fills the service's database table and
+drops the index of its lookups (revert: create the index again unless a repair did).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from selfheal_kg.act.config_file import ConfigFileExecutor
+from selfheal_kg.demo import database
 from selfheal_kg.demo.shop import Shop
 from selfheal_kg.errors import ActionError, NotFound, UnsafeParameter
 from selfheal_kg.model import FactValue
@@ -138,11 +142,35 @@ class Overload:
         shop.stop_side_load(f"overload:{injected.target}")
 
 
+@dataclass(frozen=True, slots=True)
+class DroppedIndex:
+    """Many rows and no index on the lookup column of the service's database: slow queries."""
+
+    rows: int = database.FILL_ROWS
+
+    def inject(self, shop: Shop, target: str, params: Mapping[str, FactValue]) -> Injected:
+        """Fill ``target``'s stock table (``params["rows"]``) and drop its lookup index."""
+        rows = params.get("rows", self.rows)
+        if isinstance(rows, bool) or not isinstance(rows, int) or not 0 < rows <= 2_000_000:
+            raise UnsafeParameter("dropped-index", target, "rows must be an integer in (0, 2e6]")
+        existed = database.drop_lookup_index(database.database_of(shop, target), rows)
+        return Injected("dropped-index", target, {"rows": rows}, {"existed": existed})
+
+    def revert(self, shop: Shop, injected: Injected) -> None:
+        """Create the lookup index again, unless an index on the column exists."""
+        database.restore_lookup_index(database.database_of(shop, injected.target))
+
+
+# a leak of 0.5 % of the limit per second: from the steady 25 % to out of memory in 150 s
+LEAK_PER_S = 0.005
+
 FAULTS: dict[str, Fault] = {
     "crash": Crash(),
     "latency": AdminFault("latency", "latency_ms", 500.0, 60_000.0),
     "errors": AdminFault("errors", "error_rate", 0.5, 1.0),
     "bad-config": BadConfig(),
+    "leak": AdminFault("leak", "leak_per_s", LEAK_PER_S, 1.0),
+    "dropped-index": DroppedIndex(),
     "slow-leaf": AdminFault("slow-leaf", "latency_ms", 300.0, 60_000.0),
     "provider-outage": AdminFault("provider-outage", "error_rate", 1.0, 1.0),
     "overload": Overload(),

@@ -222,6 +222,7 @@ class Shop:
         python: the interpreter that runs ``service.py`` (needs the OpenTelemetry SDK).
         clock: stamps process start times; the wall clock by default.
         health_timeout: seconds to wait for every ``/health`` on ``start()``.
+        db_dsn: a PostgreSQL conninfo for the services' databases (default: SQLite files).
     """
 
     def __init__(
@@ -233,8 +234,10 @@ class Shop:
         *,
         clock: Clock | None = None,
         health_timeout: float = 20.0,
+        db_dsn: str | None = None,
     ) -> None:
         self._demo = shipped("demo")
+        self.db_dsn = db_dsn
         self.declaration = load_declaration(self._demo / "shop" / "shop.json")
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -315,11 +318,17 @@ class Shop:
             argv += ["--calls", calls]
         argv += ["--config", str(self.config_file(service.name))]
         if service.database is not None:
-            argv += ["--db", str(self.workdir / f"{service.database}.sqlite")]
+            argv += ["--db", str(self.db_file(service.database)), "--db-name", service.database]
+            # the conninfo goes through the environment: ps shows command lines
+            env = {**env, "SHOP_DB_DSN": self.db_dsn} if self.db_dsn else env
         if service.slots:
             argv += ["--slots", str(service.slots), "--service-ms", str(service.service_ms)]
         url = f"http://127.0.0.1:{port}/"
         return ProcessSpec(process, tuple(argv), env, self.workdir, url + "health")
+
+    def db_file(self, database: str) -> Path:
+        """Return the SQLite file of the declared database ``database``."""
+        return self.workdir / f"{database}.sqlite"
 
     def url(self, name: str) -> str:
         """Return the base URL (with a trailing slash) of service ``name``."""

@@ -20,7 +20,7 @@ class FakeLive:
     def active_ids(self) -> set[str]:
         return set()
 
-    def opened_since(self, nodes: object, t: float) -> list[str]:
+    def opened_since(self, nodes: object, t: float, metrics: object = None) -> list[str]:
         return []
 
 

@@ -100,21 +100,28 @@ PLAYBOOKS = {
 }
 
 
-def make_world(tmp_path: Path, live: Any, store: OxigraphStore | None = None,
-               clock: FakeClock | None = None) -> World:
+def make_world(
+    tmp_path: Path, live: Any, store: OxigraphStore | None = None, clock: FakeClock | None = None
+) -> World:
     clock = clock or FakeClock(1000.0)
     store = store or OxigraphStore(None)
     tmp_path.mkdir(parents=True, exist_ok=True)
     journal = Journal(tmp_path / "journal.sqlite")
-    book = IncidentBook(Recorder(
-        lambda t: store.add(INCIDENTS_GRAPH, t),
-        lambda inc, v: records.set_status(store, inc, v),
-    ))
+    book = IncidentBook(
+        Recorder(
+            lambda t: store.add(INCIDENTS_GRAPH, t),
+            lambda inc, v: records.set_status(store, inc, v),
+        )
+    )
     proc = Proc(journal)
     executors = {a: proc for a in proc.actions}
     flow = RepairFlow(
-        clock=clock, book=book, healer=Healer(executors, clock),
-        gate=SafetyGate(clock, backoff_initial=0.0), playbooks=lambda: PLAYBOOKS, live=live,
+        clock=clock,
+        book=book,
+        healer=Healer(executors, clock),
+        gate=SafetyGate(clock, backoff_initial=0.0),
+        playbooks=lambda: PLAYBOOKS,
+        live=live,
         emit=lambda kind, payload: None,
     )
     flow.use_journal(journal, executors)
@@ -146,7 +153,9 @@ def test_each_step_is_journaled_before_it_runs_and_closed_with_the_incident(
     assert world.proc.executed == ["drain", "restart"]
     assert world.proc.seen_intents == [State.INTENT, State.INTENT]
     assert [(e.step, e.state) for e in world.journal.in_flight()] == [
-        (1, State.DONE), (2, State.DONE)]
+        (1, State.DONE),
+        (2, State.DONE),
+    ]
     world.live.seen["api"] = world.clock.advance(1.0)
     world.flow.tick(world.clock.now())
     assert inc.status is Status.RESOLVED
@@ -163,8 +172,14 @@ def crash_mid_step(
     steps = PLAYBOOKS[playbook].steps
     for n, st in enumerate(steps, start=1):
         eid = first.journal.intent(
-            incident=inc.id, target="api", playbook=playbook, step=n, action=st.action,
-            params={}, rollback_point={"running": False, "pid": 0}, timeout=20.0,
+            incident=inc.id,
+            target="api",
+            playbook=playbook,
+            step=n,
+            action=st.action,
+            params={},
+            rollback_point={"running": False, "pid": 0},
+            timeout=20.0,
             at=first.clock.now(),
         )
         if n < len(steps):
@@ -219,7 +234,8 @@ def test_a_step_not_applied_is_resumed_once_its_timeout_has_passed(
 
 
 def test_a_failure_in_the_resumed_part_rolls_back_the_steps_done_before_the_crash(
-    tmp_path: Path, fake_live: type,
+    tmp_path: Path,
+    fake_live: type,
 ) -> None:
     first, iid = crash_mid_step(tmp_path, fake_live(), "drain-restart")
     second = restart(tmp_path, first, fake_live())
@@ -244,3 +260,34 @@ def test_entries_of_incidents_closed_before_the_crash_are_closed(
     assert second.book.get(iid) is None
     assert second.journal.in_flight() == []
     second.flow.close()
+
+
+def test_the_diagnosed_symptoms_are_the_signals_the_rules_used() -> None:
+    from selfheal_kg.act.repairs import diagnosed_symptoms
+    from selfheal_kg.incident import Incident
+    from selfheal_kg.model import Diagnosis
+
+    inc = Incident("i", "HighErrorRate", "co", 1.0, 1.0)
+    inc.diagnoses.append(
+        Diagnosis(
+            "d1",
+            "HighErrorRate",
+            "co",
+            "r",
+            ({"id": "s1", "type": "signal"}, {"id": "health:co", "type": "health"}),
+            1.0,
+            1.0,
+        )
+    )
+    inc.diagnoses.append(
+        Diagnosis(
+            "d2",
+            "HighErrorRate",
+            "fe",
+            "r",
+            ({"id": "s2", "type": "signal"}, {"id": "s1", "type": "signal"}),
+            2.0,
+            2.0,
+        )
+    )
+    assert diagnosed_symptoms(inc) == ["s1", "s2"]

@@ -27,7 +27,7 @@ class Live:
     def active_ids(self) -> set[str]:
         return {f"{n}|{m}" for n, m in self.active}
 
-    def opened_since(self, nodes: object, t: float) -> list[str]:
+    def opened_since(self, nodes: object, t: float, metrics: object = None) -> list[str]:
         return sorted(self.late)
 
 
