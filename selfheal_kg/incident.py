@@ -87,11 +87,12 @@ class Incident:
         return self.root_causes[0].node if self.root_causes else self.node
 
     def pattern_at(self, node: str) -> str:
-        """Return the pattern diagnosed at ``node``, else the incident's first pattern."""
-        for d in self.diagnoses:
-            if d.node == node:
-                return d.pattern
-        return self.pattern
+        """Return the pattern diagnosed at ``node`` by the highest-priority rule (the earliest
+        among equals), else the incident's first pattern."""
+        here = [d for d in self.diagnoses if d.node == node]
+        if not here:
+            return self.pattern
+        return max(here, key=lambda d: (d.priority, -d.at)).pattern
 
 
 class IncidentBook:

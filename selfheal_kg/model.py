@@ -99,6 +99,7 @@ class Diagnosis:
     facts: tuple[Mapping[str, FactValue], ...]
     at: float
     onset: float
+    priority: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -241,6 +241,7 @@ class Pipeline:
                 facts=f.facts,
                 at=now,
                 onset=min(onsets, default=now),
+                priority=f.priority,
             )
             out.append(d)
             self._emit("diagnosis", {"diagnosis": d})
