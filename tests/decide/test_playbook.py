@@ -56,7 +56,8 @@ def test_all_shipped_playbooks_load(shipped_playbook_ids: list[str]) -> None:
     pbs = load_playbooks(shipped("playbooks"))
     assert sorted(pbs) == shipped_playbook_ids
     assert pbs["config-rollback"].requires_approval is True
-    assert pbs["scale-out"].rollback[0].action == "scale-restore"
+    assert pbs["scale-out"].steps[0].action == "scale"
+    assert all(pb.handles for pb in pbs.values())
 
 
 def test_defaults_and_frozen(tmp_path: Path) -> None:
