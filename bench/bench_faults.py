@@ -1,11 +1,12 @@
 """Time to detect, to diagnose and to verified recovery, per demo fault, over N live runs.
 
-Usage: ``python bench/bench_faults.py [--faults bad-config,provider-outage,crash,overload]
+Usage: ``python bench/bench_faults.py [--faults bad-config,provider-outage,crash,overload,leak]
 [--runs 3] [--warmup 12]``. Each run starts the demo from scratch (selfheal on a real uvicorn,
 the shop as real processes under Poisson load), injects one fault and waits for its outcome,
 so the runs do not share baselines, throttles or learning. Times are seconds after the injection;
 "as expected" counts runs with the expected root cause and outcome (an escalation for
-faults no playbook may repair). Real processes, real time: a run takes warmup + ~30 s.
+faults no playbook may repair). Real processes, real time: a run takes warmup + ~30 s
+(``leak``: ~60 s, the trend needs ~30 s of growth).
 """
 
 from __future__ import annotations

@@ -9,8 +9,10 @@ Usage::
 
 Endpoints: ``GET /`` does the work (calls every downstream, reads the database),
 ``GET /quote`` only the service's own work and pricing (no calls), ``GET /health``, and
-``GET|POST /admin/fault`` (loopback only) to inject latency or errors:
-``{"latency_ms": 300, "error_rate": 0.5}``; ``{}`` clears it.
+``GET|POST /admin/fault`` (loopback only) to inject latency, errors or a memory leak:
+``{"latency_ms": 300, "error_rate": 0.5, "leak_per_s": 0.005}``; ``{}`` clears it.
+Every service exports ``process.memory.utilization`` (see ``memory.py``); with ``--db``
+(or ``SHOP_DB_DSN``) it looks an item up in its database per request (see ``db.py``).
 
 With ``--config`` the service reads a JSON configuration file (see ``settings.py``) and
 re-reads it when it changes, so a configuration push, or its rollback, takes effect
@@ -26,9 +28,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import random
 import signal
-import sqlite3
 import sys
 import threading
 import time
@@ -45,6 +47,9 @@ from urllib.parse import urlsplit
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import NAME, Telemetry, parse_calls, setup_telemetry
+from db import Stock, target_from
+from memory import Memory, watch
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.propagate import extract, inject
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from settings import Settings
@@ -57,27 +62,32 @@ WORK_MS = (1.0, 4.0)
 
 
 class Fault:
-    """The injected fault of this service (latency and error rate), thread-safe."""
+    """The injected fault of this service (latency, error rate, memory leak), thread-safe."""
 
-    def __init__(self) -> None:
+    def __init__(self, memory: Memory | None = None) -> None:
         self._lock = threading.Lock()
         self.latency_ms = 0.0
         self.error_rate = 0.0
+        self.memory = memory or Memory()
 
     def set(self, spec: dict[str, Any]) -> None:
         """Replace the fault with ``spec``; raise ``ValueError`` naming a bad field."""
-        unknown = set(spec) - {"latency_ms", "error_rate"}
+        unknown = set(spec) - {"latency_ms", "error_rate", "leak_per_s"}
         if unknown:
             raise ValueError(f"unknown fields {sorted(unknown)}")
         latency = _number(spec, "latency_ms", 0.0, MAX_LATENCY_MS)
         rate = _number(spec, "error_rate", 0.0, 1.0)
+        leak = _number(spec, "leak_per_s", 0.0, 1.0)
         with self._lock:
             self.latency_ms, self.error_rate = latency, rate
+            if leak != self.memory.leak():
+                self.memory.set_leak(leak)
 
     def get(self) -> dict[str, float]:
         """Return the current fault."""
         with self._lock:
-            return {"latency_ms": self.latency_ms, "error_rate": self.error_rate}
+            return {"latency_ms": self.latency_ms, "error_rate": self.error_rate,
+                    "leak_per_s": self.memory.leak()}
 
 
 def _number(spec: dict[str, Any], key: str, low: float, high: float) -> float:
@@ -98,7 +108,8 @@ class ShopServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", port), Handler)
         self.name: str = args.name
         self.calls: dict[str, str] = args.calls
-        self.db: Path | None = args.db
+        target = target_from(args.db, args.db_name)
+        self.db: Stock | None = None if target is None else Stock(target, telemetry)
         self.telemetry = telemetry
         self.fault = Fault()
         self.settings: Settings | None = Settings(args.config) if args.config else None
@@ -219,7 +230,7 @@ class Handler(BaseHTTPRequestHandler):
                 log.error("%s: call to %s failed: %s", self.server.name, peer, error)
                 return 502, f"{peer}: {error}"
         if self.server.db is not None:
-            error = read_db(self.server.telemetry, self.server.db)
+            error = self.server.db.lookup()
             if error is not None:
                 log.error("%s: database read failed: %s", self.server.name, error)
                 return 500, f"db: {error}"
@@ -291,44 +302,23 @@ def _fetch(url: str, headers: dict[str, str]) -> tuple[int | None, str | None]:
         return None, type(exc).__name__
 
 
-def read_db(tel: Telemetry, path: Path) -> str | None:
-    """Read the stock from SQLite inside a CLIENT span; return the ``error.type`` on failure."""
-    attrs: dict[str, Any] = {
-        "db.system.name": "sqlite",
-        "db.namespace": path.stem,
-        "db.operation.name": "SELECT",
-        "db.collection.name": "items",
-    }
-    start = time.perf_counter()
-    with tel.tracer.start_as_current_span(
-        "SELECT items",
-        kind=SpanKind.CLIENT,
-        attributes={**attrs, "service.peer.name": path.stem, "db.query.text": "SELECT ..."},
-    ) as span:
-        error = None
-        try:
-            # Read-only URI: a missing database file is an error, not a new empty database.
-            uri = path.resolve().as_uri() + "?mode=ro"
-            with sqlite3.connect(uri, uri=True, timeout=CALL_TIMEOUT) as conn:
-                conn.execute("SELECT sku, stock FROM items ORDER BY sku").fetchall()
-            conn.close()
-        except sqlite3.Error as exc:
-            error = type(exc).__name__
-            span.set_status(Status(StatusCode.ERROR, str(exc)))
-            span.set_attribute("error.type", error)
-            attrs["error.type"] = error
-    tel.db_duration.record(time.perf_counter() - start, attrs)
-    return error
+def _export_memory(tel: Telemetry, memory: Memory) -> None:
+    """Export the memory gauge; die like an out-of-memory kill once it reaches the limit."""
 
+    def observe(options: CallbackOptions) -> list[Observation]:
+        return [Observation(memory.utilization())]
 
-def init_db(path: Path) -> None:
-    """Create the inventory database with a few items, unless it exists."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with sqlite3.connect(path) as conn:
-        conn.execute("CREATE TABLE IF NOT EXISTS items (sku TEXT PRIMARY KEY, stock INTEGER)")
-        rows = [(f"sku-{i}", 10 * i) for i in range(1, 6)]
-        conn.executemany("INSERT OR IGNORE INTO items VALUES (?, ?)", rows)
-    conn.close()
+    meter = tel.meter_provider.get_meter("selfheal-kg.demo.shop")
+    meter.create_observable_gauge(
+        "process.memory.utilization", callbacks=[observe], unit="1",
+        description="Memory used / the process's memory limit",
+    )
+
+    def out_of_memory() -> None:
+        log.critical("out of memory: the process is killed")
+        os._exit(137)  # no flush: an OOM kill gives the process no time to clean up
+
+    watch(memory, out_of_memory)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -337,7 +327,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--name", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--calls", type=parse_calls, default={})
-    parser.add_argument("--db", type=Path)
+    parser.add_argument("--db", type=Path, help="SQLite file (SHOP_DB_DSN: PostgreSQL)")
+    parser.add_argument("--db-name", help="the database's node name (default: file stem)")
     parser.add_argument("--config", type=Path)
     parser.add_argument("--export-interval", type=float, default=1.0)
     parser.add_argument("--instance-id")
@@ -346,6 +337,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not NAME.fullmatch(args.name):
         parser.error(f"--name {args.name!r} must match {NAME.pattern}")
+    if args.db_name is not None and not NAME.fullmatch(args.db_name):
+        parser.error(f"--db-name {args.db_name!r} must match {NAME.pattern}")
     if not 0 < args.port < 65536:
         parser.error("--port must be in 1..65535")
     if not 0 <= args.slots <= 256 or not 0 < args.service_ms <= 10_000:
@@ -360,9 +353,10 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     instance = args.instance_id or f"{args.name}-{uuid.uuid4().hex[:8]}"
     telemetry = setup_telemetry(args.name, instance, args.export_interval)
-    if args.db is not None:
-        init_db(args.db)
     server = ShopServer(args.port, args, telemetry)
+    if server.db is not None:
+        server.db.init()
+    _export_memory(telemetry, server.fault.memory)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         # shutdown() blocks until serve_forever returns: call it off the main thread.

@@ -146,14 +146,13 @@ class Overload:
 class DroppedIndex:
     """Many rows and no index on the lookup column of the service's database: slow queries."""
 
-    rows: int = database.FILL_ROWS
-
     def inject(self, shop: Shop, target: str, params: Mapping[str, FactValue]) -> Injected:
         """Fill ``target``'s stock table (``params["rows"]``) and drop its lookup index."""
-        rows = params.get("rows", self.rows)
+        db = database.database_of(shop, target)
+        rows = params.get("rows", database.FILL_ROWS[db.dialect])
         if isinstance(rows, bool) or not isinstance(rows, int) or not 0 < rows <= 2_000_000:
             raise UnsafeParameter("dropped-index", target, "rows must be an integer in (0, 2e6]")
-        existed = database.drop_lookup_index(database.database_of(shop, target), rows)
+        existed = database.drop_lookup_index(db, rows)
         return Injected("dropped-index", target, {"rows": rows}, {"existed": existed})
 
     def revert(self, shop: Shop, injected: Injected) -> None:

@@ -259,7 +259,11 @@ def test_unknown_fault_or_target_is_refused(tmp_path: Path) -> None:
 
 def test_service_script_refuses_bad_arguments() -> None:
     script = DEMO / "shop" / "service.py"
-    for args in (["--name", "x;y", "--port", "1"], ["--name", "a", "--port", "1", "--calls", "b"]):
+    for args in (
+        ["--name", "x;y", "--port", "1"],
+        ["--name", "a", "--port", "1", "--calls", "b"],
+        ["--name", "a", "--port", "1", "--db-name", "db; DROP TABLE stock"],
+    ):
         done = subprocess.run(
             [sys.executable, str(script), *args],
             check=False,
@@ -268,7 +272,7 @@ def test_service_script_refuses_bad_arguments() -> None:
             timeout=30,
         )
         assert done.returncode == 2
-        assert "--name" in done.stderr or "--calls" in done.stderr
+        assert any(flag in done.stderr for flag in ("--name", "--calls", "--db-name"))
 
 
 def test_load_generator_sends_and_counts() -> None:
@@ -335,6 +339,7 @@ def test_shop_end_to_end(collector: tuple[str, Received], tmp_path: Path) -> Non
 
         check_admin_faults(shop)
         check_bad_config(shop)
+        check_memory(shop, received)
         check_crash(shop, received)
         pids = [shop.supervisor.pid(n) for n in shop.services()]
     assert not any(shop.supervisor.is_running(n) for n in shop.services())
@@ -351,7 +356,8 @@ def check_admin_faults(shop: Shop) -> None:
     latency = faults.inject(shop, "latency", "inventory", {"latency_ms": 50})
     assert faults.admin_fault(shop, "inventory")["latency_ms"] == 50
     faults.revert(shop, latency)
-    assert faults.admin_fault(shop, "inventory") == {"latency_ms": 0.0, "error_rate": 0.0}
+    assert faults.admin_fault(shop, "inventory") == {
+        "latency_ms": 0.0, "error_rate": 0.0, "leak_per_s": 0.0}
     with pytest.raises(ActionError, match="400"):
         faults.admin_fault(shop, "payment", {"error_rate": 2.0})
     request = urllib.request.Request(
@@ -377,6 +383,35 @@ def check_bad_config(shop: Shop) -> None:
     faults.revert(shop, injected)  # idempotent after the rollback
     assert json.loads(shop.config_file("checkout").read_text())["tax_rate"] == 0.2
     assert http_get(shop.entry_url(), 3.0)
+
+
+def check_memory(shop: Shop, received: Received) -> None:
+    """Every service exports its memory gauge; a leak runs it out and the process dies."""
+    assert wait_until(lambda: gauge_services(received, "process.memory.utilization")
+                      >= set(shop.services()))
+    old = shop.supervisor.pid("payment")
+    faults.inject(shop, "leak", "payment", {"leak_per_s": 0.5})
+    assert faults.admin_fault(shop, "payment")["leak_per_s"] == 0.5
+    assert wait_until(lambda: not shop.supervisor.is_running("payment"), 10.0)
+    assert shop.supervisor.returncode("payment") == 137  # killed for its memory
+    shop.supervisor.start("payment")
+    assert shop.supervisor.wait_healthy("payment", 10.0)
+    assert shop.supervisor.pid("payment") not in (None, old)
+    assert faults.admin_fault(shop, "payment")["leak_per_s"] == 0.0  # a restart resets it
+
+
+def gauge_services(received: Received, metric: str) -> set[str]:
+    """Return the services that sent gauge ``metric`` with values in [0, 1]."""
+    found: set[str] = set()
+    for req in received.of("/v1/metrics"):
+        for rm in req.resource_metrics:
+            service = attrs(rm.resource.attributes)["service.name"]
+            for sm in rm.scope_metrics:
+                for m in sm.metrics:
+                    points = m.gauge.data_points if m.name == metric else []
+                    if points and all(0.0 <= p.as_double <= 1.0 for p in points):
+                        found.add(service)
+    return found
 
 
 def check_crash(shop: Shop, received: Received) -> None:

@@ -37,6 +37,7 @@ def test_sparql_sees_every_shipped_rule() -> None:
             "exhaustion.yaml",
         ),
         ("service-down", node_iri("pattern", "ServiceDown"), "diagnose", 100, "service-down.yaml"),
+        ("slow-query", node_iri("pattern", "SlowQuery"), "diagnose", 75, "slow-query.yaml"),
     ]
 
 
