@@ -430,3 +430,31 @@ def test_duplicate_delivery_is_not_double_counted(stack: Stack) -> None:
         assert again.json() == {}
     [point] = stack.drained("jobs.rate")
     assert point.value == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("compression", [Compression.NoCompression, Compression.Gzip])
+def test_sdk_log_exporter_reaches_the_log_rates(stack: Stack, compression: Compression) -> None:
+    from opentelemetry._logs import SeverityNumber
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+    from opentelemetry.sdk.resources import Resource
+
+    provider = LoggerProvider(resource=Resource.create({"service.name": "cart"}))
+    exporter = OTLPLogExporter(endpoint=f"{stack.url}/v1/logs", timeout=2, compression=compression)
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    logger = provider.get_logger("test")
+    try:
+        for i in range(3):
+            logger.emit(
+                timestamp=int((1_700_000_000 + i) * 1e9),
+                severity_number=SeverityNumber.ERROR,
+                body=f"payment refused for order {i}",
+            )
+        logger.emit(
+            timestamp=int(1_700_000_005 * 1e9), severity_number=SeverityNumber.INFO, body="ok"
+        )
+    finally:
+        provider.shutdown()
+    assert "cart" in stack.series.last_seen()
+    assert [s for s, _ in stack.recorded].count("logs") == 4
