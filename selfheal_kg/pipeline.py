@@ -312,7 +312,7 @@ class Pipeline:
             list(playbooks.values()),
             snapshot.graph,
             self.knowledge.history(),
-            self.healer.actions(),
+            self.healer.unavailable,
         )
         if self.knowledge.refine is not None:
             decision = self.knowledge.refine(decision, pattern)

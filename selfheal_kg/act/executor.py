@@ -39,3 +39,16 @@ class Executor(Protocol):
     def restore(self, target: str, state: Mapping[str, FactValue]) -> ActionReport:
         """Put back a state captured by ``snapshot``."""
         ...
+
+
+class Precondition(Protocol):
+    """An executor that can tell, before a decision, whether an action can work on a target.
+
+    Optional beside ``Executor``: a playbook whose step cannot act on the target now (a
+    balancer with no outlier instance to drain, a target it does not manage) is kept in the
+    decision record as not applicable, with this reason, instead of failing at run time.
+    """
+
+    def applies(self, action: str, target: str) -> str | None:
+        """Return why ``action`` cannot act on ``target`` now, or ``None`` when it can."""
+        ...

@@ -30,7 +30,7 @@ from typing import Protocol
 
 from selfheal_kg.act import recovery
 from selfheal_kg.act.executor import Executor
-from selfheal_kg.act.heal import Healer, StepLike
+from selfheal_kg.act.heal import PARTIAL, Healer, StepLike
 from selfheal_kg.act.journal import Journal, JournaledExecutor, JournalRun
 from selfheal_kg.act.plan import PlanItem, build_plan, plan_step_triples
 from selfheal_kg.act.safety import Permit, Refusal, SafetyGate
@@ -106,8 +106,18 @@ class RepairFlow:
     # -- configuration ------------------------------------------------------------------
 
     def order_by(self, edges: Edges) -> None:
-        """Order concurrent repairs by the call graph ``edges`` (caller, callee)."""
+        """Order concurrent repairs by the call graph ``edges`` (caller, callee).
+
+        The same graph tells the steps that act ``on: callers`` where to act.
+        """
         self._edges = edges
+        self.healer.callers = self.callers
+
+    def callers(self, node: str) -> list[str]:
+        """Return the nodes that call ``node`` in the call graph (sorted)."""
+        if self._edges is None:
+            return []
+        return sorted({a for a, b in self._edges() if b == node and a != node})
 
     def use_journal(self, journal: Journal, executors: Mapping[str, Executor]) -> None:
         """Journal every step of ``executors`` in ``journal`` before it runs."""
@@ -268,7 +278,7 @@ class RepairFlow:
             a: JournaledExecutor(ex, self.journal, run, self.clock)
             for a, ex in self.executors.items()
         }
-        return Healer(wrapped, self.clock)
+        return Healer(wrapped, self.clock, self.healer.callers)
 
     def _heal(
         self,
@@ -286,12 +296,14 @@ class RepairFlow:
 
         def on_step(result: StepResult, phase: str) -> None:
             result = replace(result, step=result.step + offset)
-            if phase == "repair":
+            if phase in ("repair", PARTIAL):
+                # the step is done once its last place (of several callers) is done
+                following = result.step + 1 if phase == "repair" else result.step
                 with run.lock:
-                    entry, run.entry, run.next_step = run.entry, None, result.step + 1
+                    entry, run.entry, run.next_step = run.entry, None, following
                 if entry is not None and self.journal is not None:
                     self.journal.finish(entry, ok=result.ok, at=result.ended, detail=result.detail)
-            self.record(inc, result, phase)
+            self.record(inc, result, "repair" if phase == PARTIAL else phase)
 
         ok = False
         try:
@@ -387,11 +399,23 @@ class RepairFlow:
         self._pool.shutdown(wait=True)
 
 
+# detectors whose signals forecast a problem rather than observe one
+PREDICTIONS = frozenset({"trend"})
+
+
 def diagnosed_symptoms(inc: Incident) -> list[str]:
     """Return the ids of the signals the incident's rules concluded from (its real symptoms).
 
     Verification waits for these to clear, and watches their metrics for a regression; other
     deviations seen around the incident (a noisy tail latency) neither hold it back nor fail it.
+    A prediction (the ``trend`` detector's time to exhaustion) is not a symptom: it was the
+    reason to act early, and its fitted slope takes its own window to forget the old growth,
+    so the repair is judged by its success criteria, not by the forecast clearing.
     """
-    ids = (str(f.get("id")) for d in inc.diagnoses for f in d.facts if f.get("type") == "signal")
+    ids = (
+        str(f.get("id"))
+        for d in inc.diagnoses
+        for f in d.facts
+        if f.get("type") == "signal" and f.get("detector") not in PREDICTIONS
+    )
     return list(dict.fromkeys(ids))

@@ -15,7 +15,7 @@ the explanation shows every candidate. Risk ``high`` or ``requires_approval`` ne
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -32,6 +32,8 @@ RISK_WEIGHT: dict[str, float] = {"low": 0.2, "medium": 0.6, "high": 1.0}
 COST_WEIGHT = 0.1
 BLAST_WEIGHT = 0.05
 MITIGATED = 0.5  # the blast-radius penalty left when a repair can be rolled back
+#: which actions can run: the offered actions, or ``(action, target) -> why not | None``
+Availability = Collection[str] | Callable[[str, str | None], str | None] | None
 
 
 class PlaybookLike(Protocol):
@@ -77,26 +79,43 @@ def p_success(risk: str, history: History) -> float:
     return (a + history.successes) / (a + b + history.successes + history.failures)
 
 
+def _blockers(pb: PlaybookLike, target: str, available: Availability) -> list[str]:
+    """Return why ``pb``'s steps cannot run on ``target`` now (empty: they can)."""
+    if available is None:
+        return []
+    steps = getattr(pb, "steps", ())
+    if not callable(available):
+        missing = sorted({st.action for st in steps} - set(available))
+        return [f"no executor offers {', '.join(missing)}"] if missing else []
+    out: list[str] = []
+    for st in steps:
+        # a step on the target's callers acts elsewhere: only its executor must exist
+        where = target if getattr(st, "on", "target") == "target" else None
+        reason = available(st.action, where)
+        if reason is not None:
+            out.append(reason)
+    return list(dict.fromkeys(out))
+
+
 def evaluate(
     pb: PlaybookLike,
     target: str,
     target_type: str,
     topology: nx.DiGraph,
     history: History,
-    available: Collection[str] | None = None,
+    available: Availability = None,
 ) -> Candidate:
     """Return the candidate's numbers for repairing ``target`` with ``pb``.
 
-    ``available`` lists the actions some executor can carry out; a playbook with a step no
-    executor offers is not applicable (``None``: do not check).
+    ``available`` says which actions can be carried out: a collection of the actions some
+    executor offers, or a function ``(action, target) -> reason or None`` that also asks the
+    executor whether it can act on this target now (``Healer.unavailable``; target ``None``
+    for a step that acts on the callers: only its executor must exist). A playbook with
+    a step that cannot run is not applicable (``None``: do not check).
     """
     type_ok = not pb.target_types or target_type in pb.target_types
-    missing = sorted(
-        {st.action for st in getattr(pb, "steps", ())} - set(available)
-        if available is not None
-        else set()
-    )
-    applicable = type_ok and not missing
+    blockers = _blockers(pb, target, available)
+    applicable = type_ok and not blockers
     radius = blast_radius(topology, target)
     p = p_success(pb.risk, history)
     mitigations = _mitigations(pb)
@@ -110,8 +129,8 @@ def evaluate(
     )
     if not type_ok:
         reason = f"not applicable: target type {target_type!r} not in {list(pb.target_types)}"
-    elif missing:
-        reason = f"not applicable: no executor offers {', '.join(missing)}"
+    elif blockers:
+        reason = f"not applicable: {'; '.join(blockers)}"
     return Candidate(
         playbook=pb.id,
         target=target,
@@ -133,7 +152,7 @@ def choose(
     playbooks: Sequence[PlaybookLike],
     topology: nx.DiGraph,
     history: Mapping[tuple[str, str], History],
-    available: Collection[str] | None = None,
+    available: Availability = None,
 ) -> Decision:
     """Rank the playbooks for ``pattern`` on ``target`` and pick the best applicable one."""
     cands = [

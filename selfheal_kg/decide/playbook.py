@@ -27,18 +27,25 @@ from selfheal_kg.kg.namespaces import SHK, node_iri
 from selfheal_kg.kg.store import Triple
 
 Risk = Literal["low", "medium", "high"]
+StepScope = Literal["target", "callers"]
+#: in a step's params, this string stands for the incident's target
+TARGET_PLACEHOLDER = "${target}"
 SCHEMA_PATH = Path(__file__).with_name("playbook.schema.json")
 MAX_FILE_BYTES = 1_000_000  # a playbook is a page of YAML; refuse anything that is not
 
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """One action of a playbook (or of its rollback)."""
+    """One action of a playbook (or of its rollback).
+
+    ``on`` says where it acts: the incident's target, or each of the target's callers.
+    """
 
     action: str
     params: Mapping[str, Any]
     timeout_seconds: float
     retries: int
+    on: StepScope = "target"
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +155,7 @@ def _step(raw: Mapping[str, Any]) -> Step:
         params=MappingProxyType(dict(raw.get("params") or {})),
         timeout_seconds=float(raw.get("timeout_seconds", 30)),
         retries=int(raw.get("retries", 0)),
+        on=raw.get("on", "target"),
     )
 
 
@@ -250,6 +258,7 @@ def _steps_triples(
             (si, SHK.action, Lit(step.action)),
             (si, SHK.timeoutSeconds, _dec(step.timeout_seconds)),
             (si, SHK.retries, Lit(step.retries)),
+            (si, SHK.stepScope, Lit(step.on)),
             (si, SHK.parameters, Lit(json.dumps(dict(step.params), sort_keys=True))),
         ]
     return out

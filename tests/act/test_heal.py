@@ -92,3 +92,71 @@ def test_unknown_action_fails_without_running() -> None:
     ok, seen = run([St("reboot-the-world")], ex)
     assert not ok and ex.calls == []
     assert seen[0][1].detail == "no executor for action"
+
+
+@dataclass(frozen=True)
+class OnCallers:
+    action: str
+    params: Mapping[str, FactValue] = field(default_factory=dict)
+    retries: int = 0
+    on: str = "callers"
+
+
+class FakeBreakers:
+    """Client-side breakers per (service, peer); the service named ``broken`` refuses."""
+
+    actions = frozenset({"breaker"})
+
+    def __init__(self) -> None:
+        self.state: dict[tuple[str, str], str] = {}
+
+    def snapshot(self, action: str, target: str, params: Params) -> dict[str, FactValue]:
+        peer = str(params["peer"])
+        return {"peer": peer, "state": self.state.get((target, peer), "closed")}
+
+    def execute(self, action: str, target: str, params: Params) -> ActionReport:
+        if target == "broken":
+            raise ActionError(action, target, "admin API down")
+        self.state[(target, str(params["peer"]))] = str(params["state"])
+        return ActionReport(True, f"{target}: breaker to {params['peer']} {params['state']}")
+
+    def restore(self, target: str, state: Mapping[str, FactValue]) -> ActionReport:
+        self.state[(target, str(state["peer"]))] = str(state["state"])
+        return ActionReport(True, "restored")
+
+
+def test_a_step_on_callers_acts_on_each_caller_with_the_target_as_its_peer() -> None:
+    ex = FakeBreakers()
+    seen: list[tuple[str, StepResult]] = []
+    healer = Healer({"breaker": ex}, FakeClock(), callers=lambda n: ["gw", "fe"])
+    step = OnCallers("breaker", {"peer": "${target}", "state": "open"})
+    res = healer.run([step], "co", lambda r, phase: seen.append((phase, r)))
+    assert res.ok
+    assert ex.state == {("fe", "co"): "open", ("gw", "co"): "open"}
+    # one result per caller, sorted; only the last closes the step
+    assert [(p, r.target, r.params["peer"]) for p, r in seen] == [
+        ("repair-part", "fe", "co"), ("repair", "gw", "co")
+    ]
+
+
+def test_a_failing_caller_rolls_back_the_callers_already_changed() -> None:
+    ex = FakeBreakers()
+    seen: list[tuple[str, StepResult]] = []
+    healer = Healer({"breaker": ex}, FakeClock(), callers=lambda n: ["a-fe", "broken"])
+    step = OnCallers("breaker", {"peer": "${target}", "state": "open"})
+    res = healer.run([step], "co", lambda r, phase: seen.append((phase, r)))
+    assert not res.ok
+    # every place with a rollback point is put back, newest first (the failed one too)
+    assert ex.state[("a-fe", "co")] == "closed"
+    assert [(r.action, r.target) for r in res.rolled_back] == [
+        ("restore:breaker", "broken"), ("restore:breaker", "a-fe")
+    ]
+
+
+def test_a_step_on_callers_of_a_node_nobody_calls_does_nothing() -> None:
+    ex = FakeBreakers()
+    healer = Healer({"breaker": ex}, FakeClock(), callers=lambda n: [])
+    step = OnCallers("breaker", {"peer": "${target}", "state": "open"})
+    res = healer.run([step], "gw", lambda r, phase: None)
+    assert res.ok and ex.state == {}
+    assert res.steps[0].detail == "no callers: nothing to do"

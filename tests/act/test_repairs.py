@@ -291,3 +291,17 @@ def test_the_diagnosed_symptoms_are_the_signals_the_rules_used() -> None:
         )
     )
     assert diagnosed_symptoms(inc) == ["s1", "s2"]
+
+
+def test_a_prediction_is_not_a_symptom_to_wait_for() -> None:
+    from selfheal_kg.act.repairs import diagnosed_symptoms
+    from selfheal_kg.incident import Incident
+    from selfheal_kg.model import Diagnosis
+
+    inc = Incident("i", "ResourceExhaustion", "fe", 1.0, 1.0)
+    facts = (
+        {"id": "trend1", "type": "signal", "detector": "trend"},
+        {"id": "z1", "type": "signal", "detector": "robust_z"},
+    )
+    inc.diagnoses.append(Diagnosis("d1", "ResourceExhaustion", "fe", "r", facts, 1.0, 1.0))
+    assert diagnosed_symptoms(inc) == ["z1"]

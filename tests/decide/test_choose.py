@@ -97,3 +97,48 @@ def test_a_rollback_mitigates_the_blast_radius_penalty() -> None:
     assert "mitigations=rollback" in by["undoable"].reason
     assert "mitigations=none" in by["plain"].reason
     assert d.chosen is not None and d.chosen.playbook == "undoable"
+
+
+@dataclass(frozen=True)
+class OnStep:
+    action: str
+    on: str = "target"
+
+
+@dataclass(frozen=True)
+class PBOn:
+    id: str
+    steps: tuple[OnStep, ...]
+    handles: tuple[str, ...] = ("HighErrorRate",)
+    risk: str = "medium"
+    cost: float = 1.0
+    requires_approval: bool = False
+    target_types: tuple[str, ...] = ("service",)
+
+
+def test_a_playbook_whose_step_cannot_act_on_the_target_now_is_not_applicable() -> None:
+    asked: list[tuple[str, str | None]] = []
+
+    def unavailable(action: str, target: str | None) -> str | None:
+        asked.append((action, target))
+        if action == "lb_drain" and target == "co":
+            return "no instance of co stands out: nothing to drain"
+        return None
+
+    pbs = [
+        PBOn("recover", (OnStep("breaker", on="callers"), OnStep("lb_drain"))),
+        PBOn("restart", (OnStep("restart"),), cost=3.0),
+    ]
+    d = choose("i1", "HighErrorRate", "co", "service", pbs, chain(), {}, unavailable)
+    assert d.chosen is not None and d.chosen.playbook == "restart"
+    recover = next(c for c in d.candidates if c.playbook == "recover")
+    assert not recover.applicable
+    assert recover.reason == "not applicable: no instance of co stands out: nothing to drain"
+    # a step on the callers is only checked for an executor, not against the target
+    assert ("breaker", None) in asked and ("lb_drain", "co") in asked
+
+
+def test_the_same_playbook_applies_when_its_executor_can_act() -> None:
+    pbs = [PBOn("recover", (OnStep("breaker", on="callers"), OnStep("lb_drain")))]
+    d = choose("i1", "HighErrorRate", "co", "service", pbs, chain(), {}, lambda a, t: None)
+    assert d.chosen is not None and d.chosen.playbook == "recover"
