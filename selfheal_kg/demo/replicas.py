@@ -89,6 +89,9 @@ class ReplicaSet:
     def scale_to(self, replicas: int) -> list[str]:
         """Add or remove instances until ``replicas`` serve; return what was done.
 
+        Serving instances count (a drained one does not): a new instance takes the next free
+        name; scaling in removes the newest serving instance first.
+
         Raises:
             ActionError: ``replicas`` out of [declared, limit], or an instance did not start.
         """
@@ -98,13 +101,54 @@ class ReplicaSet:
             )
         done: list[str] = []
         members = self.members()
-        while len(members) < replicas:
-            done.append(self._add(instance_name(self.service, len(members) + 1)))
+        while _serving(members) < replicas:
+            done.append(self._add(self._next_name(members)))
             members = self.members()
-        while len(members) > replicas:
-            done.append(self._remove(instance_name(self.service, len(members))))
+        while _serving(members) > replicas:
+            newest = max((n for n, w in members.items() if w > 0), key=self.index)
+            done.append(self._remove(newest))
             members = self.members()
         return done
+
+    def index(self, name: str) -> int:
+        """Return the 1-based instance number of ``name`` (``<service>-<n>``)."""
+        if name == self.service:
+            return 1
+        suffix = name.removeprefix(f"{self.service}-")
+        return int(suffix) if suffix.isdigit() else 0
+
+    def _next_name(self, members: dict[str, int]) -> str:
+        taken = {self.index(n) for n in members}
+        n = 1
+        while n in taken:
+            n += 1
+        return instance_name(self.service, n)
+
+    def set_weight(self, name: str, weight: int) -> None:
+        """Set the balancer weight of member ``name`` (0 drains it)."""
+        self.admin({"instance": name, "weight": weight})
+
+    def restart(self, name: str) -> int:
+        """Restart instance ``name`` and wait for its health check; return the new pid.
+
+        Raises:
+            ActionError: not one of this service's instances, or not healthy after it.
+        """
+        if name not in self._urls:
+            raise ActionError("restart_instance", self.service, f"no instance {name!r}")
+        pid = self._supervisor.restart(name)
+        if not self._supervisor.wait_healthy(name, self._health_timeout):
+            raise ActionError("restart_instance", self.service, f"{name} (pid {pid}) not healthy")
+        return pid
+
+    def restart_if_down(self, name: str) -> None:
+        """Start instance ``name`` again if its process is not running (and wait for it)."""
+        if name in self._urls and not self._supervisor.is_running(name):
+            self.restart(name)
+
+    def pid(self, name: str) -> int | None:
+        """Return the pid of instance ``name`` while it runs."""
+        return self._supervisor.pid(name) if name in self._urls else None
 
     def _add(self, name: str) -> str:
         url = self._urls.get(name) or self._register(name)
@@ -145,3 +189,7 @@ class ReplicaSet:
         if not isinstance(answer, dict) or not isinstance(answer.get("weights"), dict):
             raise ActionError("lb", self.service, "balancer answered without 'weights'")
         return answer
+
+
+def _serving(members: dict[str, int]) -> int:
+    return sum(1 for w in members.values() if w > 0)
