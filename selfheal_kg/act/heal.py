@@ -5,7 +5,7 @@ will change; if a step fails (after its retries), the steps already done are res
 reverse order from their rollback points. In dry-run mode nothing is executed: each step is
 recorded with what it would have done.
 
-A step acts on the incident's target, or (``on: callers``) on each service that calls the
+A step acts on the incident's target, or (``acts_on: callers``) on each service that calls the
 target, one result per caller; in its params the string ``${target}`` stands for the
 incident's target (a caller's circuit breaker names the peer it guards). Each result keeps
 its own target, so a rollback restores every caller it changed.
@@ -44,7 +44,7 @@ class RunResult:
 
 
 OnStep = Callable[[StepResult, str], None]
-#: the services that call a node (for steps that act ``on: callers``)
+#: the services that call a node (for steps that act ``acts_on: callers``)
 Callers = Callable[[str], Sequence[str]]
 TARGET_PLACEHOLDER = "${target}"
 #: the phase of a result that is not the last of its step (more callers follow)
@@ -58,7 +58,7 @@ def step_params(st: StepLike, target: str) -> dict[str, FactValue]:
 
 def step_targets(st: StepLike, target: str, callers: Callers | None) -> list[str]:
     """Return where ``st`` acts: ``[target]``, or the target's callers (sorted)."""
-    if getattr(st, "on", "target") != "callers":
+    if getattr(st, "acts_on", "target") != "callers":
         return [target]
     return sorted(set(callers(target))) if callers is not None else []
 

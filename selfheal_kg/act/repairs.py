@@ -108,7 +108,7 @@ class RepairFlow:
     def order_by(self, edges: Edges) -> None:
         """Order concurrent repairs by the call graph ``edges`` (caller, callee).
 
-        The same graph tells the steps that act ``on: callers`` where to act.
+        The same graph tells the steps that act ``acts_on: callers`` where to act.
         """
         self._edges = edges
         self.healer.callers = self.callers

@@ -90,7 +90,7 @@ def _blockers(pb: PlaybookLike, target: str, available: Availability) -> list[st
     out: list[str] = []
     for st in steps:
         # a step on the target's callers acts elsewhere: only its executor must exist
-        where = target if getattr(st, "on", "target") == "target" else None
+        where = target if getattr(st, "acts_on", "target") == "target" else None
         reason = available(st.action, where)
         if reason is not None:
             out.append(reason)

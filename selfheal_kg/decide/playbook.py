@@ -38,14 +38,14 @@ MAX_FILE_BYTES = 1_000_000  # a playbook is a page of YAML; refuse anything that
 class Step:
     """One action of a playbook (or of its rollback).
 
-    ``on`` says where it acts: the incident's target, or each of the target's callers.
+    ``acts_on`` says where it acts: the incident's target, or each of the target's callers.
     """
 
     action: str
     params: Mapping[str, Any]
     timeout_seconds: float
     retries: int
-    on: StepScope = "target"
+    acts_on: StepScope = "target"
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +155,7 @@ def _step(raw: Mapping[str, Any]) -> Step:
         params=MappingProxyType(dict(raw.get("params") or {})),
         timeout_seconds=float(raw.get("timeout_seconds", 30)),
         retries=int(raw.get("retries", 0)),
-        on=raw.get("on", "target"),
+        acts_on=raw.get("acts_on", "target"),
     )
 
 
@@ -258,7 +258,7 @@ def _steps_triples(
             (si, SHK.action, Lit(step.action)),
             (si, SHK.timeoutSeconds, _dec(step.timeout_seconds)),
             (si, SHK.retries, Lit(step.retries)),
-            (si, SHK.stepScope, Lit(step.on)),
+            (si, SHK.stepScope, Lit(step.acts_on)),
             (si, SHK.parameters, Lit(json.dumps(dict(step.params), sort_keys=True))),
         ]
     return out

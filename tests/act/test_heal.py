@@ -99,7 +99,7 @@ class OnCallers:
     action: str
     params: Mapping[str, FactValue] = field(default_factory=dict)
     retries: int = 0
-    on: str = "callers"
+    acts_on: str = "callers"
 
 
 class FakeBreakers:

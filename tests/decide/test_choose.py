@@ -102,7 +102,7 @@ def test_a_rollback_mitigates_the_blast_radius_penalty() -> None:
 @dataclass(frozen=True)
 class OnStep:
     action: str
-    on: str = "target"
+    acts_on: str = "target"
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ def test_a_playbook_whose_step_cannot_act_on_the_target_now_is_not_applicable() 
         return None
 
     pbs = [
-        PBOn("recover", (OnStep("breaker", on="callers"), OnStep("lb_drain"))),
+        PBOn("recover", (OnStep("breaker", acts_on="callers"), OnStep("lb_drain"))),
         PBOn("restart", (OnStep("restart"),), cost=3.0),
     ]
     d = choose("i1", "HighErrorRate", "co", "service", pbs, chain(), {}, unavailable)
@@ -139,6 +139,6 @@ def test_a_playbook_whose_step_cannot_act_on_the_target_now_is_not_applicable() 
 
 
 def test_the_same_playbook_applies_when_its_executor_can_act() -> None:
-    pbs = [PBOn("recover", (OnStep("breaker", on="callers"), OnStep("lb_drain")))]
+    pbs = [PBOn("recover", (OnStep("breaker", acts_on="callers"), OnStep("lb_drain")))]
     d = choose("i1", "HighErrorRate", "co", "service", pbs, chain(), {}, lambda a, t: None)
     assert d.chosen is not None and d.chosen.playbook == "recover"

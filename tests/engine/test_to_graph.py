@@ -26,9 +26,23 @@ def test_sparql_sees_every_shipped_rule() -> None:
     )
     got = [_row(r) for r in rows]
     assert got == [
+        (
+            "db-memory-pressure",
+            node_iri("pattern", "DatabaseMemoryPressure"),
+            "diagnose",
+            65,
+            "db-memory.yaml",
+        ),
         ("high-error-rate", node_iri("pattern", "HighErrorRate"), "diagnose", 80, "errors.yaml"),
         ("high-latency", node_iri("pattern", "HighLatency"), "diagnose", 60, "latency.yaml"),
         ("overload", node_iri("pattern", "Overload"), "diagnose", 70, "overload.yaml"),
+        (
+            "pool-exhaustion",
+            node_iri("pattern", "PoolExhaustion"),
+            "diagnose",
+            85,
+            "pool-exhaustion.yaml",
+        ),
         (
             "resource-exhaustion",
             node_iri("pattern", "ResourceExhaustion"),
