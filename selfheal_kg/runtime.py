@@ -22,6 +22,7 @@ from selfheal_kg.act.executor import Executor
 from selfheal_kg.act.heal import Healer
 from selfheal_kg.act.journal import Journal
 from selfheal_kg.act.registry import build_executors
+from selfheal_kg.act.sql import SqlExecutor
 from selfheal_kg.clock import Clock, SystemClock
 from selfheal_kg.config import Config
 from selfheal_kg.decide.choose import History
@@ -42,6 +43,7 @@ from selfheal_kg.learn.loop import LearningLoop
 from selfheal_kg.learn.stats import history_for_decision
 from selfheal_kg.model import Signal
 from selfheal_kg.monitor.alerts import AlertManager, policy_from_graph
+from selfheal_kg.monitor.dbstats import DbStatsPoller
 from selfheal_kg.monitor.edge_red import EdgeRed
 from selfheal_kg.monitor.intake import Intake
 from selfheal_kg.monitor.logs import LogRates
@@ -104,6 +106,8 @@ class Runtime:
         )
         self.engine = DurableRuleEngine()
         self.engine.load(self.ruleset)
+        # executors built here from the configuration are closed here; given ones, by the giver
+        self._owns_executors = executors is None
         self.executors = dict(executors) if executors is not None else build_executors(config)
         self._write_lock = threading.Lock()
         self.book = IncidentBook(Recorder(self._add_incident_triples, self._set_status))
@@ -115,6 +119,8 @@ class Runtime:
             WebhookNotifier(config.notify_url) if config.notify_url else None
         )
         self.prober = Prober(self.clock, probe_specs_from_graph(self.store))
+        # the statistics of the databases the SQL executors can act on (PostgreSQL only)
+        self.dbstats = DbStatsPoller(_database_dsns(self.executors.values()), self.clock)
         self._patterns = load_symptoms(self.store)
         self.learning = LearningLoop(self.store, self.clock, np.random.default_rng())
         self.pipeline = Pipeline(
@@ -223,6 +229,11 @@ class Runtime:
         """Hand signals from outside the detectors (Alertmanager) to the next tick."""
         self.pipeline.submit(signals=signals)
 
+    def poll_databases(self) -> None:
+        """Read the due database statistics into their series (blocking)."""
+        for point in self.dbstats.poll_due():
+            self.series.append(point)
+
     def probe(self) -> None:
         """Run the due health probes (blocking) and hand their transitions to the next tick."""
         changes = self.prober.run_due()
@@ -306,6 +317,19 @@ class Runtime:
         await anyio.to_thread.run_sync(self.pipeline.close)
         if self.recorder is not None:
             self.recorder.close()
+        self.dbstats.close()
+        if self._owns_executors:
+            self.close_executors()
+
+    def close_executors(self) -> None:
+        """Close the connections the executors hold (SQL connections, HTTP pools), once each."""
+        seen: set[int] = set()
+        for ex in self.executors.values():
+            close = getattr(ex, "close", None)
+            if id(ex) in seen or not callable(close):
+                continue
+            seen.add(id(ex))
+            close()
 
     async def _loop(self) -> None:
         while True:
@@ -317,6 +341,9 @@ class Runtime:
             if self.prober.specs:
                 with contextlib.suppress(Exception):
                     await anyio.to_thread.run_sync(self.probe)
+            if self.dbstats.targets:
+                with contextlib.suppress(Exception):
+                    await anyio.to_thread.run_sync(self.poll_databases)
             await asyncio.sleep(self.config.tick_seconds)
 
     def stats(self) -> dict[str, Any]:
@@ -343,3 +370,12 @@ def default_topology_files(paths: Iterable[Path]) -> tuple[Path, ...]:
     for p in paths:
         out += sorted(p.glob("*.ttl")) if p.is_dir() else [p]
     return tuple(out)
+
+
+def _database_dsns(executors: Iterable[object]) -> dict[str, str]:
+    """Return ``{database node: conninfo}`` of every SQL executor's databases."""
+    out: dict[str, str] = {}
+    for ex in executors:
+        if isinstance(ex, SqlExecutor):
+            out.update(ex.dsns())
+    return out

@@ -79,3 +79,42 @@ def test_escalations_page_a_human_and_alert_groups_are_notified() -> None:
         assert any(not g.startswith(("incident:", "page:")) for g in groups), groups
     finally:
         rt.pipeline.close()
+
+
+def test_executors_are_closed_once_each_by_the_runtime_that_built_them() -> None:
+    import asyncio
+
+    class Closing:
+        actions = frozenset({"a", "b"})
+
+        def __init__(self) -> None:
+            self.closed = 0
+
+        def close(self) -> None:
+            self.closed += 1
+
+    ex = Closing()
+    rt = Runtime(Config(), clock=FakeClock(), executors={"a": ex, "b": ex})  # type: ignore[dict-item]
+    rt.close_executors()
+    assert ex.closed == 1
+
+    async def start_stop() -> None:
+        task = asyncio.create_task(asyncio.sleep(3600))
+        await rt.stop_background(task)
+
+    # given executors belong to the caller: stopping the runtime leaves them open
+    asyncio.run(start_stop())
+    assert ex.closed == 1
+
+
+def test_the_databases_of_the_sql_executors_are_watched(tmp_path: Path) -> None:
+    from selfheal_kg.act.sql import SqlDatabase, SqlExecutor
+
+    sql = SqlExecutor({
+        "orders-db": SqlDatabase("postgresql", "postgresql://u@127.0.0.1:1/orders"),
+        "stock-db": SqlDatabase("sqlite", str(tmp_path / "stock.sqlite")),
+    })
+    rt = Runtime(Config(), clock=FakeClock(), executors={a: sql for a in sql.actions})
+    # PostgreSQL has statistics to poll; an SQLite file has none
+    assert list(rt.dbstats.targets) == ["orders-db"]
+    assert rt.dbstats.skipped == ("stock-db",)

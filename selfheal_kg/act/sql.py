@@ -1,9 +1,24 @@
-"""Explain queries, create and drop indexes, change session settings: SQLite and PostgreSQL.
+"""Explain queries, create and drop indexes, change settings: SQLite and PostgreSQL.
 
 Identifiers (table, column, index) must match ``[A-Za-z_][A-Za-z0-9_]{0,62}`` and are then
 quoted by the driver's identifier quoting (``psycopg.sql.Identifier``; doubled quotes for
-SQLite); values travel as bound parameters (``set_config``). Queries to explain are named
-in the executor's configuration, never taken from telemetry, and must be one SELECT.
+SQLite). Queries to explain are named in the executor's configuration, never taken from
+telemetry, and must be one SELECT.
+
+``sql_setting`` changes one allow-listed setting to a checked, bounded value:
+
+- PostgreSQL: ``ALTER DATABASE <current database> SET <name> = <value>`` (composed with
+  ``psycopg.sql``), which the database owner may run. The value is stored in the catalog
+  (``pg_db_role_setting``) and survives restarts; **new sessions** pick it up, sessions open
+  already keep their value (a connection pool must recycle its connections). A per-role
+  setting (``ALTER ROLE ... SET``) or a session ``SET`` still overrides it. The rollback
+  point is the database-level value before (``"unset"`` when there was none); restore sets
+  it back or ``RESET``s it.
+- SQLite: a ``PRAGMA`` on the executor's own connection only (PRAGMAs are per connection):
+  other processes using the file never see it. Kept for completeness, not a repair of
+  another process.
+
+https://www.postgresql.org/docs/current/sql-alterdatabase.html
 """
 
 from __future__ import annotations
@@ -30,7 +45,7 @@ _SCHEMAS: dict[str, Schema] = {
     "drop_index": {"table": _IDENT, "index": _IDENT},
     "sql_setting": {"name": ParamSpec("str", required=True), "value": ParamSpec("str")},
 }
-# Session settings one may change: SQLite PRAGMAs (integers) and PostgreSQL GUCs (text).
+# Settings one may change: SQLite PRAGMAs (integers) and PostgreSQL GUCs (text).
 SQLITE_PRAGMAS: dict[str, ParamSpec] = {
     "cache_size": ParamSpec("int", minimum=-1_000_000, maximum=1_000_000),
     "busy_timeout": ParamSpec("int", minimum=0, maximum=600_000),
@@ -39,15 +54,36 @@ SQLITE_PRAGMAS: dict[str, ParamSpec] = {
     "mmap_size": ParamSpec("int", minimum=0, maximum=2**31),
 }
 _PG_TIME = r"[0-9]{1,9}(us|ms|s|min|h|d)?"
+_PG_MEMORY = r"[0-9]{1,9}(kB|MB|GB)?"
 PG_SETTINGS: dict[str, ParamSpec] = {
-    "work_mem": ParamSpec("str", pattern=r"[0-9]{1,9}(kB|MB|GB)?"),
-    "maintenance_work_mem": ParamSpec("str", pattern=r"[0-9]{1,9}(kB|MB|GB)?"),
+    "work_mem": ParamSpec("str", pattern=_PG_MEMORY),
+    "maintenance_work_mem": ParamSpec("str", pattern=_PG_MEMORY),
+    # unit required: a bare number counts 8kB pages here, not kB
+    "effective_cache_size": ParamSpec("str", pattern=r"[0-9]{1,9}(kB|MB|GB)"),
     "statement_timeout": ParamSpec("str", pattern=_PG_TIME),
     "lock_timeout": ParamSpec("str", pattern=_PG_TIME),
     "idle_in_transaction_session_timeout": ParamSpec("str", pattern=_PG_TIME),
     "random_page_cost": ParamSpec("str", pattern=r"[0-9]{1,6}(\.[0-9]{1,6})?"),
     "enable_seqscan": ParamSpec("str", enum=("on", "off")),
 }
+# Bounds of the PostgreSQL values in kB (memory; a bare number is kB), ms (time; a bare number
+# is ms) or plain numbers. Tighter than the server's own: a typo in a repair must not set
+# work_mem to a terabyte.
+_DAY_MS = 86_400_000.0
+PG_BOUNDS: dict[str, tuple[float, float]] = {
+    "work_mem": (64.0, 2 * 1024**2),  # 64kB .. 2GB, per sort/hash node of each query
+    "maintenance_work_mem": (1024.0, 8 * 1024**2),  # 1MB .. 8GB
+    "effective_cache_size": (1024.0, 1024**3),  # 1MB .. 1TB (a planner hint, no allocation)
+    "statement_timeout": (0.0, _DAY_MS),
+    "lock_timeout": (0.0, _DAY_MS),
+    "idle_in_transaction_session_timeout": (0.0, _DAY_MS),
+    "random_page_cost": (0.1, 100.0),
+}
+_UNIT = {"": 1.0, "kB": 1.0, "MB": 1024.0, "GB": 1024.0**2,
+         "us": 0.001, "ms": 1.0, "s": 1000.0, "min": 60_000.0, "h": 3_600_000.0, "d": _DAY_MS}
+_PG_PLAIN = re.compile(r"[A-Za-z0-9._ -]{1,64}")
+UNSET = "unset"
+"""Rollback-point value of a PostgreSQL setting the database did not set (restore: RESET)."""
 _DEFINITION = re.compile(r"CREATE (UNIQUE )?INDEX [^;]+", re.IGNORECASE)
 _WHERE_COLUMN = re.compile(
     r"(?:\b[A-Za-z_]\w*\.)?\b([A-Za-z_]\w*)\s*(?:=|<>|!=|<=|>=|<|>|\bIN\b|\bLIKE\b|\bBETWEEN\b)",
@@ -157,10 +193,27 @@ class _Postgres:
         self.conn.execute(sql.SQL(definition))
 
     def get_setting(self, name: str) -> FactValue:
-        return str(self.conn.execute("SELECT current_setting(%s)", (name,)).fetchone()[0])
+        """Return the database-level value of ``name`` (``UNSET`` when the database has none)."""
+        row = self.conn.execute(
+            "SELECT s.setconfig FROM pg_db_role_setting s JOIN pg_database d"
+            " ON d.oid = s.setdatabase WHERE d.datname = current_database() AND s.setrole = 0"
+        ).fetchone()
+        for item in (row[0] or []) if row else []:
+            key, _, value = str(item).partition("=")
+            if key == name:
+                return value
+        return UNSET
 
     def set_setting(self, name: str, value: FactValue) -> None:
-        self.conn.execute("SELECT set_config(%s, %s, false)", (name, str(value)))
+        self.conn.execute(sql.SQL("ALTER DATABASE {} SET {} = {}").format(
+            sql.Identifier(self.database()), sql.Identifier(name), sql.Literal(str(value))))
+
+    def reset_setting(self, name: str) -> None:
+        self.conn.execute(sql.SQL("ALTER DATABASE {} RESET {}").format(
+            sql.Identifier(self.database()), sql.Identifier(name)))
+
+    def database(self) -> str:
+        return str(self.conn.execute("SELECT current_database()").fetchone()[0])
 
     def close(self) -> None:
         self.conn.close()
@@ -186,6 +239,10 @@ class SqlExecutor:
         self._databases = dict(databases)
         self._queries = dict(queries or {})
         self._open: dict[str, _Db] = {}
+
+    def dsns(self) -> dict[str, str]:
+        """Return ``{target: conninfo or file}`` of the registered databases (for monitoring)."""
+        return {target: db.dsn for target, db in self._databases.items()}
 
     def close(self) -> None:
         """Close every open connection (session settings end with them)."""
@@ -216,7 +273,7 @@ class SqlExecutor:
                 return ActionReport(True, db.explain(self._queries[str(values["query"])]))
             if action == "sql_setting":
                 db.set_setting(str(values["name"]), values["value"])
-                return ActionReport(True, f"set {values['name']} = {values['value']}")
+                return ActionReport(True, _setting_detail(db, values))
             index, table = str(values["index"]), str(values["table"])
             if action == "create_index":
                 db.create_index(index, table, str(values["column"]))
@@ -229,8 +286,7 @@ class SqlExecutor:
     def restore(self, target: str, state: Mapping[str, FactValue]) -> ActionReport:
         """Drop an index the step created, recreate one it dropped, or put a setting back."""
         if "setting" in state:
-            params = {"name": state["setting"], "value": state.get("value", "")}
-            return self.execute("sql_setting", target, params)
+            return self._restore_setting(target, state)
         if "index" not in state:
             return ActionReport(True, "nothing to restore")
         table = check_identifier("restore", target, "table", state.get("table", ""))
@@ -267,7 +323,30 @@ class SqlExecutor:
             values["index"] = f"shk_{values['table']}_{values['column']}_idx"[:63]
         return values
 
-    def _validate_setting(self, target: str, params: Params) -> dict[str, FactValue]:
+    def _restore_setting(self, target: str, state: Mapping[str, FactValue]) -> ActionReport:
+        """Put a setting back to its rollback-point value; ``RESET`` it when it was unset.
+
+        A PostgreSQL value read from the catalog goes back as it was, without the bounds of
+        a repair (a DBA may have set more); it must still be a short plain literal.
+        """
+        name, value = state["setting"], state.get("value", "")
+        if self._database("restore", target).dialect == "sqlite":
+            return self.execute("sql_setting", target, {"name": name, "value": value})
+        self._validate_setting(target, {"name": name, "value": value}, check_value=False)
+        if not isinstance(value, str) or not _PG_PLAIN.fullmatch(value):
+            raise UnsafeParameter("restore", target, f"saved value {value!r:.80} is not plain")
+        with self._errors("restore", target):
+            db = self._db("restore", target)
+            assert isinstance(db, _Postgres)  # the dialect said so
+            if value == UNSET:
+                db.reset_setting(str(name))
+                return ActionReport(True, f"reset {name} of database {db.database()}")
+            db.set_setting(str(name), value)
+            return ActionReport(True, f"set {name} of database {db.database()} back to {value}")
+
+    def _validate_setting(
+        self, target: str, params: Params, *, check_value: bool = True
+    ) -> dict[str, FactValue]:
         allowed = self._allow_list("sql_setting", target)
         name = params.get("name")
         if not isinstance(name, str) or name not in allowed:
@@ -275,8 +354,12 @@ class SqlExecutor:
                                   f"setting {name!r:.80} is not one of {sorted(allowed)}")
         if set(params) != {"name", "value"}:
             raise UnsafeParameter("sql_setting", target, "give exactly 'name' and 'value'")
+        if not check_value:
+            return {"name": name}
         checked = validate("sql_setting", target, {"value": params["value"]},
                            {"value": allowed[name]})
+        if allowed is PG_SETTINGS:
+            _check_pg_bounds(target, name, str(checked["value"]))
         return {"name": name, "value": checked["value"]}
 
     def _allow_list(self, action: str, target: str) -> dict[str, ParamSpec]:
@@ -300,6 +383,31 @@ class SqlExecutor:
     @staticmethod
     def _errors(action: str, target: str) -> _Translate:
         return _Translate(action, target)
+
+
+def _check_pg_bounds(target: str, name: str, value: str) -> None:
+    """Refuse a PostgreSQL value outside ``PG_BOUNDS`` (already matched by its pattern)."""
+    bounds = PG_BOUNDS.get(name)
+    if bounds is None:
+        return
+    match = re.fullmatch(r"([0-9.]+)([A-Za-z]*)", value)
+    if match is None or match.group(2) not in _UNIT:
+        raise UnsafeParameter("sql_setting", target, f"{name}: unreadable value {value!r:.80}")
+    amount = float(match.group(1)) * _UNIT[match.group(2)]
+    low, high = bounds
+    if not low <= amount <= high:
+        unit = "kB" if name.endswith("mem") or name.endswith("size") else \
+            "ms" if name.endswith("timeout") else ""
+        raise UnsafeParameter("sql_setting", target, f"{name} = {value} is outside "
+                              f"[{low:g}{unit}, {high:g}{unit}]")
+
+
+def _setting_detail(db: _Db, values: Mapping[str, FactValue]) -> str:
+    """Say what changed and who sees it."""
+    if isinstance(db, _Postgres):
+        return (f"set {values['name']} = {values['value']} on database {db.database()}"
+                " (ALTER DATABASE: new sessions see it; open sessions keep their value)")
+    return f"set PRAGMA {values['name']} = {values['value']} (the executor's own connection only)"
 
 
 class _Translate:

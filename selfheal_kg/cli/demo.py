@@ -20,6 +20,10 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--warmup", type=float, default=15.0, help="baseline seconds before faults")
     p.add_argument("--workdir", type=Path, help="where logs and the database go")
+    p.add_argument("--duration", type=float, default=90.0,
+                   help="seconds each fault is given to heal before the show moves on")
+    p.add_argument("--db-dsn", help="PostgreSQL conninfo for the inventory's database "
+                   "(its stock table is recreated); default: an SQLite file in the workdir")
     p.set_defaults(run=run)
 
 
@@ -29,7 +33,10 @@ def run(args: argparse.Namespace) -> int:
 
     names = [f.strip() for f in args.faults.split(",") if f.strip()]
     try:
-        runs = run_show(names, workdir=args.workdir, warmup=args.warmup)
+        if not 5.0 <= args.duration <= 3600.0:
+            raise ValueError("--duration must be in [5, 3600] seconds")
+        runs = run_show(names, workdir=args.workdir, warmup=args.warmup,
+                        fault_timeout=args.duration, db_dsn=args.db_dsn)
     except ValueError as exc:
         print(f"selfheal demo: {exc}", file=sys.stderr)
         return 2

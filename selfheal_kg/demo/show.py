@@ -9,6 +9,7 @@ it; and stops everything it started, also on Ctrl-C.
 from __future__ import annotations
 
 import contextlib
+import sys
 import tempfile
 import threading
 import time
@@ -23,8 +24,8 @@ from api.main import create_app
 from api.server import ServerThread
 from selfheal_kg.act.config_file import ConfigFileExecutor
 from selfheal_kg.act.executor import Executor
+from selfheal_kg.act.http import AdminApiExecutor
 from selfheal_kg.act.registry import by_action
-from selfheal_kg.act.sql import SqlExecutor
 from selfheal_kg.config import Config
 from selfheal_kg.demo import faults
 from selfheal_kg.demo.database import databases, reset, sql_executor
@@ -58,11 +59,19 @@ SCENARIOS: dict[str, tuple[str, str]] = {
     # (a hidden one, seen through inventory's database client latency) for add-missing-index;
     # RCA ranks inventory above it yet (see docs/demo.md)
     "dropped-index": ("inventory", "inventory-db"),
+    # inventory's database connections leak until its pool is exhausted: requests wait, then
+    # time out; resize-connection-pool raises pool_size in its configuration file
+    "pool-exhaustion": ("inventory", "inventory"),
+    # one of checkout's two instances fails every request: recover-instance trips the
+    # breaker on frontend, drains the instance, scales out, restarts it, restores traffic
+    "bad-instance": ("checkout", "checkout"),
 }
 # faults whose right outcome is an escalation to a human, not a repair
 ESCALATES = frozenset({"provider-outage"})
 # faults a repair works around rather than removes: the show always reverts them
-PERSISTS = frozenset({"overload"})
+PERSISTS = frozenset({"overload", "pool-exhaustion"})
+# faults whose repair adds instances: the show scales back in afterwards
+SCALES = frozenset({"overload", "bad-instance"})
 # the faults that work end to end, in the recommended order (see docs/demo.md)
 DEFAULT_FAULTS = ("bad-config", "provider-outage", "crash", "overload", "leak")
 APPROVER = "demo-operator"
@@ -222,7 +231,8 @@ def run_show(
     ``db_dsn``: a PostgreSQL conninfo for the inventory's database (its ``stock`` table is
     dropped first, so the show starts from a fresh one); SQLite in ``workdir`` without it.
     """
-    console = console or Console()
+    # a pipe or a CI log has no width of its own: wide enough for the summary table
+    console = console or (Console() if sys.stdout.isatty() else Console(width=150))
     unknown = [f for f in fault_names if f not in SCENARIOS]
     if unknown:
         raise ValueError(f"unknown fault(s) {unknown}; known: {sorted(SCENARIOS)}")
@@ -258,8 +268,9 @@ def run_show(
         server.stop()
         shop.stop()
         for ex in executors:
-            if isinstance(ex, SqlExecutor):
-                ex.close()
+            close = getattr(ex, "close", None)
+            if callable(close):
+                close()
     return runs
 
 
@@ -276,14 +287,21 @@ def demo_config(shop: Shop, port: int, tick_seconds: float) -> Config:
 def shop_executors(shop: Shop) -> list[Executor]:
     """Return the executors that act on the shop.
 
-    Its process supervisor, its configuration files, its replica sets, and the SQL executor
-    over its databases (target: the database node, e.g. ``inventory-db``).
+    Its process supervisor, its configuration files, its replica sets (scale, drain, restart
+    an instance, restore traffic), the admin API of its services' client-side circuit
+    breakers, and the SQL executor over its databases (target: the database node, e.g.
+    ``inventory-db``).
     """
     keys = {name: tuple(GOOD_CONFIG) for name in shop.services()}
+    # the client-side circuit breakers of each single-instance service (a replicated
+    # service's address is its balancer's, which has no breakers of its own)
+    breakers = {name: shop.url(name) for name in shop.services()
+                if name not in shop.replica_sets}
     return [
         shop.supervisor,
         ConfigFileExecutor(shop.config_files(), allowed_keys=keys),
         ReplicaScaler(shop.replica_sets),
+        AdminApiExecutor(breakers),
         sql_executor(shop),
     ]
 
@@ -320,7 +338,8 @@ def _one_fault(
     narrator.run = None
     _clean_up(shop, injected, run)
     if name in PERSISTS:
-        console.print(f"[dim]the extra load on {target} stopped[/dim]")
+        console.print(f"[dim]the fault on {target} was reverted (a repair works around it)[/dim]")
+    if name in SCALES:
         scale_in(shop, target, console)
     time.sleep(5.0)
     return run

@@ -179,7 +179,8 @@ def decision(decision_value: Decision, at: float) -> list[Triple]:
 def step(incident_id: str, result: StepResult, phase: str = "repair") -> list[Triple]:
     """Record one executed (or dry-run) step, with its rollback point when it has one."""
     inc = incident_iri(incident_id)
-    e = node_iri("execution", incident_id, phase, str(result.step))
+    # one execution per step and place: a step on the target's callers runs once per caller
+    e = node_iri("execution", incident_id, phase, str(result.step), result.target)
     out: list[Triple] = [
         (inc, SHK.hasExecution, e),
         (e, RDF.type, SHK.ActionExecution),
@@ -196,7 +197,7 @@ def step(incident_id: str, result: StepResult, phase: str = "repair") -> list[Tr
         (e, SHK.detail, Literal(result.detail)),
     ]
     if result.rollback_point is not None:
-        rp = node_iri("rollbackpoint", incident_id, phase, str(result.step))
+        rp = node_iri("rollbackpoint", incident_id, phase, str(result.step), result.target)
         out += [
             (e, SHK.hasRollbackPoint, rp),
             (rp, RDF.type, SHK.RollbackPoint),
