@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -106,6 +106,13 @@ class IncidentBook:
         self._closed: dict[str, Incident] = {}
         self._seq = itertools.count(1)
         self._prefix = id_prefix
+        # the topology's IRI of each node name (kept current by the runtime); a name not in
+        # it is recorded as a service
+        self.iris: Mapping[str, URIRef] = {}
+
+    def node_iri(self, name: str) -> URIRef:
+        """Return the IRI the topology gives the node ``name``."""
+        return self.iris.get(name) or history.target_iri(name)
 
     def open_incidents(self) -> list[Incident]:
         """Return the incidents not yet closed, oldest first."""
@@ -165,7 +172,9 @@ class IncidentBook:
             )
             inc.nodes.add(diag.node)
             self._open[inc.id] = inc
-        self._rec.add(history.incident_opened(inc.id, diag.node, diag.pattern, now))
+        self._rec.add(
+            history.incident_opened(inc.id, diag.node, diag.pattern, now, iri=self.node_iri)
+        )
         self._rec.status(inc.id, inc.status.value)
         self.attach(inc, diag)
         return inc
@@ -177,7 +186,7 @@ class IncidentBook:
             inc.nodes.add(diag.node)
             inc.onset = min(inc.onset, diag.onset)
             inc.diagnosed_at = inc.diagnosed_at or diag.at
-        self._rec.add(history.diagnosis(inc.id, diag))
+        self._rec.add(history.diagnosis(inc.id, diag, iri=self.node_iri))
 
     def add_signals(self, inc: Incident, signals: Iterable[Signal]) -> None:
         """Record signals that belong to the incident (each once)."""
@@ -189,26 +198,26 @@ class IncidentBook:
                     inc.nodes.add(s.node)
                     new.append(s)
         for s in new:
-            self._rec.add(history.signal_record(inc.id, s))
+            self._rec.add(history.signal_record(inc.id, s, iri=self.node_iri))
 
     def set_root_causes(self, inc: Incident, causes: list[RootCause]) -> None:
         """Record the ranked root causes."""
         with self._lock:
             inc.root_causes = causes
             inc.nodes.update(c.node for c in causes[:1])
-        self._rec.add(history.root_causes(inc.id, causes))
+        self._rec.add(history.root_causes(inc.id, causes, iri=self.node_iri))
 
     def set_decision(self, inc: Incident, decision: Decision, now: float) -> None:
         """Record the decision."""
         with self._lock:
             inc.decision = decision
-        self._rec.add(history.decision(decision, now))
+        self._rec.add(history.decision(decision, now, iri=self.node_iri))
 
     def add_step(self, inc: Incident, result: StepResult, phase: str = "repair") -> None:
         """Record an executed step."""
         with self._lock:
             inc.steps.append(result)
-        self._rec.add(history.step(inc.id, result, phase))
+        self._rec.add(history.step(inc.id, result, phase, iri=self.node_iri))
 
     def approved(self, inc: Incident, approver: str, now: float) -> None:
         """Record who approved the repair, and when."""

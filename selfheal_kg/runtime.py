@@ -164,6 +164,8 @@ class Runtime:
     def _topology(self) -> Topology:
         edges = list(topology.edges(self.store))
         kinds = dict(topology.nodes(self.store))
+        # incidents name their nodes by the topology's IRIs (a database is /database/...)
+        self.book.iris = topology.node_iris(self.store)
         declared = set(edges)
         for e in self.spans.edges():
             pair = (e.caller, e.callee)

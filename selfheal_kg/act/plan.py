@@ -23,7 +23,7 @@ import networkx as nx
 from rdflib import RDF, XSD, Literal
 from rdflib.term import Node
 
-from selfheal_kg.kg.history import incident_iri, target_iri
+from selfheal_kg.kg.history import NodeIri, incident_iri, target_iri
 from selfheal_kg.kg.namespaces import SHK, node_iri
 
 Triple = tuple[Node, Node, Node]
@@ -98,7 +98,9 @@ def _reaches(graph: nx.DiGraph, src: str, dst: str) -> bool:
     return bool(nx.has_path(graph, src, dst))
 
 
-def plan_step_triples(plan: Plan, incident: str) -> list[Triple]:
+def plan_step_triples(
+    plan: Plan, incident: str, *, iri: NodeIri = target_iri
+) -> list[Triple]:
     """Return the triples that record ``incident``'s place in the plan."""
     item = next(i for i in plan.items if i.incident == incident)
     ps = node_iri("planstep", incident)
@@ -106,7 +108,7 @@ def plan_step_triples(plan: Plan, incident: str) -> list[Triple]:
         (incident_iri(incident), SHK.hasPlanStep, ps),
         (ps, RDF.type, SHK.PlanStep),
         (ps, SHK.planOrder, Literal(plan.order_of(incident), datatype=XSD.integer)),
-        (ps, SHK.target, target_iri(item.target)),
+        (ps, SHK.target, iri(item.target)),
     ]
     out += [(ps, SHK.waitsFor, incident_iri(o)) for o in sorted(plan.waits_for(incident))]
     return out

@@ -212,7 +212,7 @@ class RepairFlow:
         waits = plan.waits_for(inc.id)
         if inc.id not in self._planned:
             self._planned.add(inc.id)
-            self.book.recorder.add(plan_step_triples(plan, inc.id))
+            self.book.recorder.add(plan_step_triples(plan, inc.id, iri=self.book.node_iri))
             if waits:
                 self.emit("plan", {"incident": inc, "waits_for": sorted(waits)})
         return bool(waits)

@@ -7,7 +7,7 @@ IRIs under the incident's IRI, never blank nodes.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 from rdflib import RDF, RDFS, XSD, Literal, URIRef
@@ -45,15 +45,25 @@ def incident_iri(incident_id: str) -> URIRef:
 
 
 def target_iri(name: str) -> URIRef:
-    """Return the IRI of a topology node named ``name`` (services are the common case)."""
+    """Return the IRI of a topology node named ``name`` (services are the common case).
+
+    The default of every ``iri`` argument below: the incident book passes the topology's
+    own IRIs (a database is ``.../database/<name>``), so incidents join the topology.
+    """
     return node_iri("service", name)
+
+
+#: name of a topology node → its IRI
+NodeIri = Callable[[str], URIRef]
 
 
 def _json(value: Mapping[str, FactValue] | None) -> Literal:
     return Literal(json.dumps(dict(value or {}), sort_keys=True, default=str))
 
 
-def incident_opened(incident_id: str, node: str, pattern: str, at: float) -> list[Triple]:
+def incident_opened(
+    incident_id: str, node: str, pattern: str, at: float, *, iri: NodeIri = target_iri
+) -> list[Triple]:
     """Record a new incident affecting ``node``, first diagnosed as ``pattern``."""
     inc = incident_iri(incident_id)
     return [
@@ -61,7 +71,7 @@ def incident_opened(incident_id: str, node: str, pattern: str, at: float) -> lis
         (inc, RDF.type, PROV.Entity),
         (inc, SHK.incidentId, Literal(incident_id)),
         (inc, SHK.openedAt, ts(at)),
-        (inc, SHK.affects, target_iri(node)),
+        (inc, SHK.affects, iri(node)),
         (inc, SHK.matchesPattern, node_iri("pattern", pattern)),
     ]
 
@@ -71,7 +81,7 @@ def status(incident_id: str, value: str) -> Triple:
     return (incident_iri(incident_id), SHK.status, Literal(value))
 
 
-def signal_record(incident_id: str, sig: Signal) -> list[Triple]:
+def signal_record(incident_id: str, sig: Signal, *, iri: NodeIri = target_iri) -> list[Triple]:
     """Record a signal that belongs to the incident."""
     inc = incident_iri(incident_id)
     rec = node_iri("signal", incident_id, sig.id)
@@ -87,11 +97,11 @@ def signal_record(incident_id: str, sig: Signal) -> list[Triple]:
         (rec, SHK.detectedAt, ts(sig.detected_at)),
         (rec, SHK.value, dec(sig.value)),
         (rec, SHK.baseline, dec(sig.baseline)),
-        (rec, SHK.about, target_iri(sig.node)),
+        (rec, SHK.about, iri(sig.node)),
     ]
 
 
-def diagnosis(incident_id: str, diag: Diagnosis) -> list[Triple]:
+def diagnosis(incident_id: str, diag: Diagnosis, *, iri: NodeIri = target_iri) -> list[Triple]:
     """Record a diagnosis and the rule firing (a prov:Activity) that produced it."""
     inc = incident_iri(incident_id)
     d = node_iri("diagnosis", incident_id, diag.id)
@@ -101,7 +111,7 @@ def diagnosis(incident_id: str, diag: Diagnosis) -> list[Triple]:
         (d, RDF.type, SHK.Diagnosis),
         (d, RDF.type, PROV.Entity),
         (d, SHK.diagnosedPattern, node_iri("pattern", diag.pattern)),
-        (d, SHK.about, target_iri(diag.node)),
+        (d, SHK.about, iri(diag.node)),
         (d, SHK.at, ts(diag.at)),
         (d, SHK.onset, ts(diag.onset)),
         (d, PROV.wasGeneratedBy, firing),
@@ -118,7 +128,9 @@ def diagnosis(incident_id: str, diag: Diagnosis) -> list[Triple]:
     return out
 
 
-def root_causes(incident_id: str, causes: list[RootCause]) -> list[Triple]:
+def root_causes(
+    incident_id: str, causes: list[RootCause], *, iri: NodeIri = target_iri
+) -> list[Triple]:
     """Record the ranked root causes with their paths and evidence."""
     inc = incident_iri(incident_id)
     out: list[Triple] = []
@@ -129,7 +141,7 @@ def root_causes(incident_id: str, causes: list[RootCause]) -> list[Triple]:
             (c, RDF.type, SHK.RootCauseCandidate),
             (c, SHK.rank, Literal(rc.rank, datatype=XSD.integer)),
             (c, SHK.score, dec(rc.score)),
-            (c, SHK.node, target_iri(rc.node)),
+            (c, SHK.node, iri(rc.node)),
             (c, RDFS.label, Literal(rc.node)),
             (c, SHK.pathText, Literal(" -> ".join(rc.path))),
             (c, SHK.explanation, Literal(rc.explanation)),
@@ -155,7 +167,7 @@ def _candidate(dec_iri: URIRef, incident_id: str, i: int, cand: Candidate) -> li
     ]
 
 
-def decision(decision_value: Decision, at: float) -> list[Triple]:
+def decision(decision_value: Decision, at: float, *, iri: NodeIri = target_iri) -> list[Triple]:
     """Record the decision: every candidate with its numbers, the choice and why."""
     iid = decision_value.incident
     inc = incident_iri(iid)
@@ -170,13 +182,15 @@ def decision(decision_value: Decision, at: float) -> list[Triple]:
     ]
     if decision_value.chosen is not None:
         out.append((d, SHK.chosePlaybook, node_iri("playbook", decision_value.chosen.playbook)))
-        out.append((d, SHK.target, target_iri(decision_value.chosen.target)))
+        out.append((d, SHK.target, iri(decision_value.chosen.target)))
     for i, cand in enumerate(decision_value.candidates):
         out += _candidate(d, iid, i, cand)
     return out
 
 
-def step(incident_id: str, result: StepResult, phase: str = "repair") -> list[Triple]:
+def step(
+    incident_id: str, result: StepResult, phase: str = "repair", *, iri: NodeIri = target_iri
+) -> list[Triple]:
     """Record one executed (or dry-run) step, with its rollback point when it has one."""
     inc = incident_iri(incident_id)
     # one execution per step and place: a step on the target's callers runs once per caller
@@ -188,7 +202,7 @@ def step(incident_id: str, result: StepResult, phase: str = "repair") -> list[Tr
         (e, SHK.phase, Literal(phase)),
         (e, SHK.order, Literal(result.step, datatype=XSD.integer)),
         (e, SHK.action, Literal(result.action)),
-        (e, SHK.target, target_iri(result.target)),
+        (e, SHK.target, iri(result.target)),
         (e, SHK.parameters, _json(result.params)),
         (e, PROV.startedAtTime, ts(result.started)),
         (e, PROV.endedAtTime, ts(result.ended)),

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import rdflib
-from rdflib import RDF, RDFS, BNode, Literal
+from rdflib import RDF, RDFS, BNode, Literal, URIRef
 from rdflib.plugins.parsers.notation3 import BadSyntax
 
 from selfheal_kg.errors import TurtleSyntaxError
@@ -142,3 +142,17 @@ def nodes(store: KnowledgeStore) -> dict[str, str]:
         if kind != "Node" or str(name) not in out:
             out[str(name)] = kind
     return out
+
+
+def node_iris(store: KnowledgeStore) -> dict[str, URIRef]:
+    """Return ``{name: IRI}`` of the topology's nodes (a name two nodes share is left out)."""
+    rows = _select(
+        store,
+        f"""SELECT DISTINCT ?n ?name ?type WHERE {{ GRAPH <{TOPOLOGY_GRAPH}> {{
+            ?n a ?type ; rdfs:label ?name }} }}""",
+    )
+    found: dict[str, set[URIRef]] = {}
+    for iri, name, rdf_type in rows.rows:
+        if rdf_type in NODE_CLASS_IRIS and isinstance(iri, URIRef):
+            found.setdefault(str(name), set()).add(iri)
+    return {name: next(iter(iris)) for name, iris in found.items() if len(iris) == 1}

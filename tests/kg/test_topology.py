@@ -205,3 +205,36 @@ def test_discovery_sync_reports_conflicts_and_refusals_for_healthz(
     sync.sync([("checkout", "payment")], T0 + 5)
     assert sync.health()["conflicts"] == []  # the latest sync's conflicts only
     assert sync.health()["refused_by_shacl"] == 1  # the count is cumulative
+
+
+def test_node_iris_are_the_topologys_own(store: KnowledgeStore, loaded: KnowledgeLoader) -> None:
+    iris = topology.node_iris(store)
+    assert iris["checkout"] == node_iri("service", "checkout")
+    assert iris["orders"] == node_iri("database", "orders")
+
+
+def test_an_incident_on_a_database_names_the_databases_iri(
+    store: KnowledgeStore, loaded: KnowledgeLoader
+) -> None:
+    from selfheal_kg.incident import IncidentBook
+    from selfheal_kg.kg.history import incident_iri
+    from selfheal_kg.model import Diagnosis
+
+    class Triples:
+        def __init__(self) -> None:
+            self.triples: list[tuple[object, object, object]] = []
+
+        def add(self, triples: list[tuple[object, object, object]]) -> None:
+            self.triples += triples
+
+        def status(self, incident_id: str, value: str) -> None:
+            pass
+
+    rec = Triples()
+    book = IncidentBook(rec)  # type: ignore[arg-type]
+    book.iris = topology.node_iris(store)
+    inc = book.open(Diagnosis("d", "SlowQuery", "orders", "slow-query", (), T0, T0), T0)
+    assert (incident_iri(inc.id), SHK.affects, node_iri("database", "orders")) in rec.triples
+    # a name the topology does not know is recorded as a service
+    other = book.open(Diagnosis("e", "ServiceDown", "ghost", "service-down", (), T0, T0), T0)
+    assert (incident_iri(other.id), SHK.affects, node_iri("service", "ghost")) in rec.triples
