@@ -14,10 +14,10 @@ import threading
 from pathlib import Path
 
 try:
-    from selfheal_kg.demo.shop import LoadGenerator
+    from selfheal_kg.demo.load import LoadGenerator
 except ImportError:  # a source checkout without the package installed: use the repo root
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from selfheal_kg.demo.shop import LoadGenerator
+    from selfheal_kg.demo.load import LoadGenerator
 
 
 def main(argv: list[str]) -> int:

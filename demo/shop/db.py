@@ -5,26 +5,39 @@ span and records ``db.client.operation.duration`` (OpenTelemetry database semant
 conventions). The lookup is fast while the ``stock_sku_idx`` index exists; without it (the
 slow-query fault) every lookup scans the table.
 
-SQLite: a file, opened read-only per request. PostgreSQL: the conninfo in the environment
-variable ``SHOP_DB_DSN`` (never on the command line, where ``ps`` would show it), a small
-pool of connections (one per concurrent request, up to ``POOL`` kept; one that failed is
-closed, not returned).
+Connections come from a bounded pool (``pool.py``) of ``pool_size`` connections (read live
+from the service's configuration; 8 without one): SQLite read-only connections to a file, or
+PostgreSQL ones to the conninfo in the environment variable ``SHOP_DB_DSN`` (never on the
+command line, where ``ps`` would show it); one that failed is closed, not reused. A lookup
+that finds every connection in use waits up to ``POOL_WAIT`` for one, before and outside
+its CLIENT span (the database is not what is slow), then fails with ``PoolTimeout``.
+Pool metrics (semantic conventions for database client connections, attribute
+``db.client.connection.pool.name`` = the database's node name):
+
+* ``db.client.connection.utilization`` (gauge, "1"): connections in use, leaked ones
+  included, / pool size;
+* ``db.client.connection.wait_time`` (histogram, s): time waited for a connection, every
+  lookup (0 when one was free);
+* ``db.client.connection.timeouts`` (counter): lookups that got no connection in time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-import queue
 import random
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import psycopg
 from common import Telemetry
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from pool import POOL_WAIT, ConnectionPool, PoolTimeout
 
 TABLE = "stock"
 COLUMN = "sku"
@@ -32,7 +45,9 @@ INDEX = "stock_sku_idx"
 SEED_ROWS = 500
 DSN_ENV = "SHOP_DB_DSN"
 TIMEOUT = 1.0
-POOL = 8
+POOL_SIZE = 8  # without a configuration file
+POOL_TIMEOUT = "PoolTimeout"
+WAIT_BUCKETS = (0.0, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,11 +75,39 @@ def seed_rows(first: int, count: int) -> list[tuple[str, int]]:
 
 
 class Stock:
-    """Look items up in the stock table, with telemetry."""
+    """Look items up in the stock table through a bounded connection pool, with telemetry.
 
-    def __init__(self, target: DbTarget, tel: Telemetry) -> None:
+    Args:
+        target: the database.
+        tel: the service's telemetry.
+        pool_size: the current pool size (re-read on every lookup).
+        wait: seconds a lookup waits for a free connection.
+    """
+
+    def __init__(
+        self, target: DbTarget, tel: Telemetry,
+        pool_size: Callable[[], int] = lambda: POOL_SIZE, wait: float = POOL_WAIT,
+    ) -> None:
         self.target, self.tel = target, tel
-        self._idle: queue.LifoQueue[Any] = queue.LifoQueue(maxsize=POOL)
+        self.pool: ConnectionPool[Any] = ConnectionPool(_close, pool_size, wait)
+        self._pool_attrs = {"db.client.connection.pool.name": target.name}
+        meter = tel.meter()
+        self._wait = meter.create_histogram(
+            "db.client.connection.wait_time", unit="s",
+            description="Time waited for a free connection of the pool",
+            explicit_bucket_boundaries_advisory=WAIT_BUCKETS,
+        )
+        self._timeouts = meter.create_counter(
+            "db.client.connection.timeouts", unit="{timeout}",
+            description="Lookups that got no connection within the pool's wait",
+        )
+        meter.create_observable_gauge(
+            "db.client.connection.utilization", callbacks=[self._observe], unit="1",
+            description="Connections in use (leaked ones included) / pool size",
+        )
+
+    def _observe(self, options: CallbackOptions) -> list[Observation]:
+        return [Observation(self.pool.utilization(), self._pool_attrs)]
 
     def init(self) -> None:
         """Create the table, its index and a few hundred items, unless the table exists."""
@@ -75,6 +118,23 @@ class Stock:
 
     def lookup(self) -> str | None:
         """Read one item's quantity; return the ``error.type`` on failure, else ``None``."""
+        try:
+            conn, waited = self.pool.acquire()
+        except PoolTimeout:
+            self._wait.record(self.pool.wait, self._pool_attrs)
+            self._timeouts.add(1, self._pool_attrs)
+            return POOL_TIMEOUT
+        self._wait.record(waited, self._pool_attrs)
+        broken = False
+        try:
+            conn, error = self._query(conn)
+            broken = error is not None
+        finally:
+            self.pool.release(conn, broken=broken)
+        return error
+
+    def _query(self, conn: Any) -> tuple[Any, str | None]:
+        """Run the lookup in a CLIENT span (opening ``conn`` if None); return it and the error."""
         sku = f"sku-{random.randint(1, SEED_ROWS)}"
         attrs: dict[str, Any] = {
             "db.system.name": self.target.system,
@@ -90,39 +150,33 @@ class Stock:
         ) as span:
             error = None
             try:
-                self._read(sku)
+                conn = conn if conn is not None else self._connect()
+                self._read(conn, sku)
             except (sqlite3.Error, psycopg.Error) as exc:
                 error = type(exc).__name__
                 span.set_status(Status(StatusCode.ERROR, str(exc)))
                 span.set_attribute("error.type", error)
                 attrs["error.type"] = error
         self.tel.db_duration.record(time.perf_counter() - start, attrs)
-        return error
+        return conn, error
 
-    def _read(self, sku: str) -> None:
+    def _connect(self) -> Any:
         if self.target.system == "sqlite":
             # Read-only URI: a missing database file is an error, not a new empty database.
+            # Pooled: used by one request thread at a time, not always the one that opened it.
             uri = Path(self.target.where).resolve().as_uri() + "?mode=ro"
-            conn = sqlite3.connect(uri, uri=True, timeout=TIMEOUT)
-            try:
-                conn.execute(f"SELECT qty FROM {TABLE} WHERE {COLUMN} = ?", (sku,)).fetchall()
-            finally:
-                conn.close()
-            return
-        pg: Any
-        try:
-            pg = self._idle.get_nowait()
-        except queue.Empty:
-            pg = psycopg.connect(self.target.where, autocommit=True, connect_timeout=2)
-        try:
-            pg.execute(f"SELECT qty FROM {TABLE} WHERE {COLUMN} = %s", (sku,)).fetchall()
-        except psycopg.Error:
-            pg.close()
-            raise
-        try:
-            self._idle.put_nowait(pg)
-        except queue.Full:
-            pg.close()
+            return sqlite3.connect(uri, uri=True, timeout=TIMEOUT, check_same_thread=False)
+        return psycopg.connect(self.target.where, autocommit=True, connect_timeout=2)
+
+    def _read(self, conn: Any, sku: str) -> None:
+        mark = "?" if self.target.system == "sqlite" else "%s"
+        conn.execute(f"SELECT qty FROM {TABLE} WHERE {COLUMN} = {mark}", (sku,)).fetchall()
+
+
+def _close(conn: Any) -> None:
+    # a connection that fails to close is gone either way
+    with contextlib.suppress(sqlite3.Error, psycopg.Error):
+        conn.close()
 
 
 def init_sqlite(path: Path) -> None:

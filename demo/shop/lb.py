@@ -12,7 +12,11 @@ balancer, it is invisible in the traces (callers see the service behind it).
 
 The loopback-only admin API matches ``selfheal_kg.act.http.AdminApiExecutor``:
 
-* ``GET  /admin/lb`` → ``{"weights": {"<instance>": <int>}, "backends": {"<instance>": url}}``
+* ``GET  /admin/lb`` → ``{"weights": {"<instance>": <int>}, "backends": {"<instance>": url},
+  "stats": {"<instance>": {"requests": n, "errors": n, "error_ratio": x, "mean_ms": y}}}``;
+  ``stats`` covers the last ``WINDOW`` (10) seconds of forwarded requests per backend:
+  ``errors`` are 5xx answers and failed attempts to reach it, ``error_ratio`` is errors /
+  requests (0 without requests), ``mean_ms`` the mean time to its answer or failure.
 * ``POST /admin/lb`` ``{"instance": "<instance>", "weight": <int>}`` sets a weight (0 drains);
   with ``"url"`` it adds (or moves) a backend; ``{"instance": ..., "remove": true}`` removes it.
 """
@@ -26,8 +30,11 @@ import random
 import signal
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
+from collections import deque
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
@@ -43,6 +50,49 @@ FORWARD_TIMEOUT = 5.0
 MAX_ADMIN_BODY = 4096
 MAX_WEIGHT = 1000
 FORWARDED = ("traceparent", "tracestate", "baggage")
+WINDOW = 10.0  # seconds of per-backend statistics
+
+
+class Stats:
+    """Requests, errors and latency per backend over a sliding window, thread-safe.
+
+    Args:
+        window: seconds a request counts for.
+        now: the monotonic clock, in seconds.
+    """
+
+    def __init__(self, window: float = WINDOW, now: Callable[[], float] = time.monotonic) -> None:
+        self._lock = threading.Lock()
+        self._window, self._now = window, now
+        self._seen: dict[str, deque[tuple[float, bool, float]]] = {}
+
+    def record(self, instance: str, error: bool, ms: float) -> None:
+        """Count one request to ``instance``: whether it failed, and how long it took."""
+        with self._lock:
+            self._seen.setdefault(instance, deque()).append((self._now(), error, ms))
+
+    def view(self, instances: list[str]) -> dict[str, dict[str, float]]:
+        """Return the window's statistics of each of ``instances`` (zeros without requests)."""
+        cutoff = self._now() - self._window
+        out: dict[str, dict[str, float]] = {}
+        with self._lock:
+            for name in list(self._seen):
+                if name not in instances:
+                    del self._seen[name]  # a removed backend's history goes with it
+            for name in instances:
+                seen = self._seen.get(name, deque())
+                while seen and seen[0][0] < cutoff:
+                    seen.popleft()
+                out[name] = _summary(seen)
+        return out
+
+
+def _summary(seen: deque[tuple[float, bool, float]]) -> dict[str, float]:
+    requests = len(seen)
+    errors = sum(1 for _, error, _ in seen if error)
+    mean = sum(ms for _, _, ms in seen) / requests if requests else 0.0
+    return {"requests": requests, "errors": errors,
+            "error_ratio": errors / requests if requests else 0.0, "mean_ms": round(mean, 3)}
 
 
 class Pool:
@@ -60,12 +110,16 @@ class Pool:
 
     def order(self) -> list[str]:
         """Return the URLs of the backends with weight > 0, a weighted random one first."""
+        return [url for _, url in self.ranked()]
+
+    def ranked(self) -> list[tuple[str, str]]:
+        """Return ``(instance, URL)`` of the backends with weight > 0, a weighted random first."""
         with self._lock:
-            live = [(self._urls[n], w) for n, w in self._weights.items() if w > 0]
+            live = [((n, self._urls[n]), w) for n, w in self._weights.items() if w > 0]
         if not live:
             return []
-        first = random.choices([u for u, _ in live], [w for _, w in live])[0]
-        return [first, *(u for u, _ in live if u != first)]
+        first = random.choices([b for b, _ in live], [w for _, w in live])[0]
+        return [first, *(b for b, _ in live if b != first)]
 
     def apply(self, spec: dict[str, Any]) -> None:
         """Apply one admin change; raise ``ValueError`` naming a bad field."""
@@ -110,15 +164,21 @@ def _weight(value: object) -> int:
 
 
 class BalancerServer(ThreadingHTTPServer):
-    """The HTTP server, carrying the pool."""
+    """The HTTP server, carrying the pool and its statistics."""
 
     daemon_threads = True
     request_queue_size = 128
 
-    def __init__(self, port: int, name: str, pool: Pool) -> None:
+    def __init__(self, port: int, name: str, pool: Pool, stats: Stats | None = None) -> None:
         super().__init__(("127.0.0.1", port), Handler)
         self.name = name
         self.pool = pool
+        self.stats = stats or Stats()
+
+    def admin_view(self) -> dict[str, Any]:
+        """Return the pool's weights and backends, and each backend's statistics."""
+        view = self.pool.view()
+        return {**view, "stats": self.stats.view(list(view["backends"]))}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -136,7 +196,7 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, json.dumps({"status": "ok", "balancer": self.server.name}).encode())
         elif path == "/admin/lb":
             if self._local():
-                self._send(200, json.dumps(self.server.pool.view()).encode())
+                self._send(200, json.dumps(self.server.admin_view()).encode())
         else:
             self._forward()
 
@@ -159,7 +219,7 @@ class Handler(BaseHTTPRequestHandler):
             self._send(400, json.dumps({"error": str(exc)}).encode())
             return
         log.warning("%s pool now %s", self.server.name, self.server.pool.view()["weights"])
-        self._send(200, json.dumps(self.server.pool.view()).encode())
+        self._send(200, json.dumps(self.server.admin_view()).encode())
 
     def _local(self) -> bool:
         if self.client_address[0] == "127.0.0.1":
@@ -169,8 +229,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def _forward(self) -> None:
         headers = {k: v for k, v in self.headers.items() if k.lower() in FORWARDED}
-        for base in self.server.pool.order():
+        for name, base in self.server.pool.ranked():
+            start = time.perf_counter()
             answer = _fetch(base.rstrip("/") + self.path, headers)
+            failed = answer is None or answer[0] >= 500
+            self.server.stats.record(name, failed, (time.perf_counter() - start) * 1000.0)
             if answer is not None:
                 self._send(*answer)
                 return

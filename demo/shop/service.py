@@ -9,10 +9,17 @@ Usage::
 
 Endpoints: ``GET /`` does the work (calls every downstream, reads the database),
 ``GET /quote`` only the service's own work and pricing (no calls), ``GET /health``, and
-``GET|POST /admin/fault`` (loopback only) to inject latency, errors or a memory leak:
-``{"latency_ms": 300, "error_rate": 0.5, "leak_per_s": 0.005}``; ``{}`` clears it.
-Every service exports ``process.memory.utilization`` (see ``memory.py``); with ``--db``
-(or ``SHOP_DB_DSN``) it looks an item up in its database per request (see ``db.py``).
+``GET|POST /admin/fault`` (loopback only) to inject latency, errors, a memory leak or a
+connection leak: ``{"latency_ms": 300, "error_rate": 0.5, "leak_per_s": 0.005,
+"held_connections": 8}``; ``{}`` clears it. Every service exports
+``process.memory.utilization`` (see ``memory.py``); with ``--db`` (or ``SHOP_DB_DSN``) it
+looks an item up in its database per request through a pool of ``pool_size`` connections
+(see ``db.py``); a request that gets no connection in time answers 503 ``PoolTimeout``.
+
+``GET|POST /admin/breaker`` (loopback only) opens or closes the client-side circuit breaker
+to a downstream peer (see ``breaker.py``). While it is open the service does not call that
+peer and answers 200 from a fallback, ``{"service": ..., "error": null, "degraded":
+["<peer>"]}``, its SERVER span marked ``shop.degraded`` = the peer(s), comma-separated.
 
 With ``--config`` the service reads a JSON configuration file (see ``settings.py``) and
 re-reads it when it changes, so a configuration push, or its rollback, takes effect
@@ -34,10 +41,9 @@ import signal
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
@@ -46,48 +52,69 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import NAME, Telemetry, parse_calls, setup_telemetry
-from db import Stock, target_from
+from breaker import Breakers
+from common import NAME, Telemetry, call, carrier, parse_calls, read_json_object, setup_telemetry
+from db import POOL_SIZE, POOL_TIMEOUT, Stock, target_from
 from memory import Memory, watch
 from opentelemetry.metrics import CallbackOptions, Observation
-from opentelemetry.propagate import extract, inject
+from opentelemetry.propagate import extract
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from pool import MAX_HELD
 from settings import Settings
 
 log = logging.getLogger("shop")
-CALL_TIMEOUT = 1.0
-MAX_ADMIN_BODY = 4096
 MAX_LATENCY_MS = 60_000
 WORK_MS = (1.0, 4.0)
 
 
 class Fault:
-    """The injected fault of this service (latency, error rate, memory leak), thread-safe."""
+    """The injected fault of this service (latency, errors, memory or connection leak).
 
-    def __init__(self, memory: Memory | None = None) -> None:
+    Thread-safe. ``db`` is the service's database, whose pool a connection leak holds.
+    """
+
+    def __init__(self, memory: Memory | None = None, db: Stock | None = None) -> None:
         self._lock = threading.Lock()
         self.latency_ms = 0.0
         self.error_rate = 0.0
         self.memory = memory or Memory()
+        self._db = db
 
     def set(self, spec: dict[str, Any]) -> None:
         """Replace the fault with ``spec``; raise ``ValueError`` naming a bad field."""
-        unknown = set(spec) - {"latency_ms", "error_rate", "leak_per_s"}
+        unknown = set(spec) - {"latency_ms", "error_rate", "leak_per_s", "held_connections"}
         if unknown:
             raise ValueError(f"unknown fields {sorted(unknown)}")
         latency = _number(spec, "latency_ms", 0.0, MAX_LATENCY_MS)
         rate = _number(spec, "error_rate", 0.0, 1.0)
         leak = _number(spec, "leak_per_s", 0.0, 1.0)
+        held = _number(spec, "held_connections", 0.0, MAX_HELD)
+        if not held.is_integer():
+            raise ValueError("held_connections must be an integer")
+        if held and self._db is None:
+            raise ValueError("held_connections: this service has no database pool")
         with self._lock:
             self.latency_ms, self.error_rate = latency, rate
             if leak != self.memory.leak():
                 self.memory.set_leak(leak)
+            if self._db is not None:
+                self._db.pool.hold(int(held))
 
     def get(self) -> dict[str, float]:
         """Return the current fault."""
         with self._lock:
+            held = 0 if self._db is None else self._db.pool.held()
             return {"latency_ms": self.latency_ms, "error_rate": self.error_rate,
-                    "leak_per_s": self.memory.leak()}
+                    "leak_per_s": self.memory.leak(), "held_connections": held}
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A request's outcome: HTTP status, the error (None when fine), peers skipped."""
+
+    status: int
+    error: str | None = None
+    degraded: tuple[str, ...] = ()
 
 
 def _number(spec: dict[str, Any], key: str, low: float, high: float) -> float:
@@ -108,12 +135,19 @@ class ShopServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", port), Handler)
         self.name: str = args.name
         self.calls: dict[str, str] = args.calls
-        target = target_from(args.db, args.db_name)
-        self.db: Stock | None = None if target is None else Stock(target, telemetry)
-        self.telemetry = telemetry
-        self.fault = Fault()
+        self.breakers = Breakers(self.calls)
         self.settings: Settings | None = Settings(args.config) if args.config else None
+        target = target_from(args.db, args.db_name)
+        self.db: Stock | None = None
+        if target is not None:
+            self.db = Stock(target, telemetry, self._pool_size)
+        self.telemetry = telemetry
+        self.fault = Fault(db=self.db)
         self.capacity = Capacity(args.slots, args.service_ms)
+
+    def _pool_size(self) -> int:
+        # Read live: a configuration push resizes the pool without a restart.
+        return POOL_SIZE if self.settings is None else int(self.settings.get("pool_size"))
 
 
 class Capacity:
@@ -135,7 +169,7 @@ class Capacity:
 
 
 class Handler(BaseHTTPRequestHandler):
-    """Route ``/``, ``/health`` and ``/admin/fault``."""
+    """Route ``/``, ``/quote``, ``/health``, ``/admin/fault`` and ``/admin/breaker``."""
 
     server: ShopServer
 
@@ -143,7 +177,7 @@ class Handler(BaseHTTPRequestHandler):
         """Stay quiet: requests are traced, not printed."""
 
     def do_GET(self) -> None:
-        """Serve the work, the health check or the current fault."""
+        """Serve the work, the health check, the current fault or the breakers."""
         path = urlsplit(self.path).path
         if path == "/":
             self._work(self._do_work)
@@ -151,31 +185,36 @@ class Handler(BaseHTTPRequestHandler):
             self._work(self._quote)
         elif path == "/health":
             self._send(200, {"status": "ok", "service": self.server.name})
-        elif path == "/admin/fault" and self._local():
-            self._send(200, self.server.fault.get())
+        elif path == "/admin/fault":
+            if self._local():
+                self._send(200, self.server.fault.get())
+        elif path == "/admin/breaker":
+            if self._local():
+                self._send(200, self.server.breakers.view())
         else:
             self._send(404, {"error": "not found"})
 
     def do_POST(self) -> None:
-        """Set or clear the injected fault (loopback callers only)."""
-        if urlsplit(self.path).path != "/admin/fault":
+        """Set or clear the injected fault, or switch a breaker (loopback callers only)."""
+        admin: dict[str, tuple[Callable[[dict[str, Any]], None], Callable[[], dict[str, Any]]]]
+        admin = {
+            "/admin/fault": (self.server.fault.set, self.server.fault.get),
+            "/admin/breaker": (self.server.breakers.apply, self.server.breakers.view),
+        }
+        path = urlsplit(self.path).path
+        if path not in admin:
             self._send(404, {"error": "not found"})
             return
         if not self._local():
             return
+        apply, view = admin[path]
         try:
-            length = int(self.headers.get("Content-Length", "0"))
-            if not 0 <= length <= MAX_ADMIN_BODY:
-                raise ValueError(f"body must be at most {MAX_ADMIN_BODY} bytes")
-            spec = json.loads(self.rfile.read(length) or b"{}")
-            if not isinstance(spec, dict):
-                raise ValueError("body must be a JSON object")
-            self.server.fault.set(spec)
-        except ValueError as exc:  # json.JSONDecodeError is a ValueError
+            apply(read_json_object(self.headers, self.rfile))
+        except ValueError as exc:
             self._send(400, {"error": str(exc)})
             return
-        log.warning("fault set on %s: %s", self.server.name, self.server.fault.get())
-        self._send(200, self.server.fault.get())
+        log.warning("%s set on %s: %s", path, self.server.name, view())
+        self._send(200, view())
 
     def _local(self) -> bool:
         if self.client_address[0] == "127.0.0.1":
@@ -191,14 +230,14 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _work(self, do: Callable[[], tuple[int, str | None]]) -> None:
+    def _work(self, do: Callable[[], Answer]) -> None:
         tel = self.server.telemetry
         route = urlsplit(self.path).path
         start = time.perf_counter()
         attrs: dict[str, Any] = {"http.request.method": "GET", "url.scheme": "http"}
         with tel.tracer.start_as_current_span(
             f"GET {route}",
-            context=extract(_carrier(self.headers.items())),
+            context=extract(carrier(self.headers.items())),
             kind=SpanKind.SERVER,
             attributes={
                 **attrs,
@@ -208,98 +247,59 @@ class Handler(BaseHTTPRequestHandler):
                 "server.port": self.server.server_port,
             },
         ) as span:
-            status, error = do()
-            span.set_attribute("http.response.status_code", status)
-            attrs["http.response.status_code"] = status
-            if error is not None:
-                span.set_status(Status(StatusCode.ERROR, error))
-                span.set_attribute("error.type", str(status))
-                attrs["error.type"] = str(status)
-            self._send(status, {"service": self.server.name, "error": error})
+            answer = do()
+            span.set_attribute("http.response.status_code", answer.status)
+            attrs["http.response.status_code"] = answer.status
+            if answer.error is not None:
+                span.set_status(Status(StatusCode.ERROR, answer.error))
+                span.set_attribute("error.type", str(answer.status))
+                attrs["error.type"] = str(answer.status)
+            body: dict[str, Any] = {"service": self.server.name, "error": answer.error}
+            if answer.degraded:
+                span.set_attribute("shop.degraded", ",".join(answer.degraded))
+                body["degraded"] = list(answer.degraded)
+            self._send(answer.status, body)
         tel.server_duration.record(time.perf_counter() - start, {**attrs, "http.route": route})
 
-    def _do_work(self) -> tuple[int, str | None]:
+    def _do_work(self) -> Answer:
         fault = self.server.fault.get()
         self.server.capacity.work(fault["latency_ms"])
         if fault["error_rate"] and random.random() < fault["error_rate"]:
             log.error("%s: injected error", self.server.name)
-            return 500, "injected error"
+            return Answer(500, "injected error")
+        degraded: list[str] = []
         for peer, url in self.server.calls.items():
+            if self.server.breakers.is_open(peer):
+                degraded.append(peer)  # the fallback: answer without what the peer adds
+                continue
             error = call(self.server.telemetry, peer, url)
             if error is not None:
                 log.error("%s: call to %s failed: %s", self.server.name, peer, error)
-                return 502, f"{peer}: {error}"
+                return Answer(502, f"{peer}: {error}")
         if self.server.db is not None:
             error = self.server.db.lookup()
+            if error == POOL_TIMEOUT:
+                log.error("%s: no database connection free: %s", self.server.name, error)
+                return Answer(503, f"db: {error}")
             if error is not None:
                 log.error("%s: database read failed: %s", self.server.name, error)
-                return 500, f"db: {error}"
+                return Answer(500, f"db: {error}")
         # The configuration is used last (pricing the answer), so a bad push fails this
         # service's answers while its dependencies still see their usual traffic.
-        return self._price()
+        answer = self._price()
+        return Answer(answer.status, answer.error, tuple(degraded))
 
-    def _quote(self) -> tuple[int, str | None]:
+    def _quote(self) -> Answer:
         """Price without calling anything (what a price-comparison bot asks for)."""
         self.server.capacity.work(self.server.fault.get()["latency_ms"])
         return self._price()
 
-    def _price(self) -> tuple[int, str | None]:
+    def _price(self) -> Answer:
         problem = None if self.server.settings is None else self.server.settings.problem()
         if problem is not None:
             log.error("%s: bad configuration: %s", self.server.name, problem)
-            return 500, f"config: {problem}"
-        return 200, None
-
-
-def _carrier(headers: Any) -> dict[str, str]:
-    """Return the headers with lower-case names (urllib sends ``Traceparent``)."""
-    return {str(k).lower(): str(v) for k, v in headers}
-
-
-def call(tel: Telemetry, peer: str, url: str) -> str | None:
-    """GET ``url`` inside a CLIENT span; return the ``error.type`` on failure, else ``None``."""
-    parts = urlsplit(url)
-    attrs: dict[str, Any] = {
-        "http.request.method": "GET",
-        "server.address": parts.hostname or "",
-        "server.port": parts.port or 80,
-        "service.peer.name": peer,
-    }
-    start = time.perf_counter()
-    with tel.tracer.start_as_current_span(
-        "GET", kind=SpanKind.CLIENT, attributes={**attrs, "url.full": url}
-    ) as span:
-        headers: dict[str, str] = {}
-        inject(headers)
-        status, error = _fetch(url, headers)
-        if status is not None:
-            span.set_attribute("http.response.status_code", status)
-            attrs["http.response.status_code"] = status
-        if error is not None:
-            span.set_status(Status(StatusCode.ERROR, error))
-            span.set_attribute("error.type", error)
-            attrs["error.type"] = error
-    tel.client_duration.record(time.perf_counter() - start, attrs)
-    return error
-
-
-def _fetch(url: str, headers: dict[str, str]) -> tuple[int | None, str | None]:
-    """Return (status code or None, error.type or None) of one GET."""
-    request = urllib.request.Request(url, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=CALL_TIMEOUT) as resp:
-            resp.read()
-            return int(resp.status), None
-    except urllib.error.HTTPError as exc:
-        exc.close()
-        return exc.code, str(exc.code)
-    except urllib.error.URLError as exc:
-        reason = exc.reason
-        return None, "timeout" if isinstance(reason, TimeoutError) else type(reason).__name__
-    except TimeoutError:
-        return None, "timeout"
-    except OSError as exc:
-        return None, type(exc).__name__
+            return Answer(500, f"config: {problem}")
+        return Answer(200)
 
 
 def _export_memory(tel: Telemetry, memory: Memory) -> None:
@@ -308,8 +308,7 @@ def _export_memory(tel: Telemetry, memory: Memory) -> None:
     def observe(options: CallbackOptions) -> list[Observation]:
         return [Observation(memory.utilization())]
 
-    meter = tel.meter_provider.get_meter("selfheal-kg.demo.shop")
-    meter.create_observable_gauge(
+    tel.meter().create_observable_gauge(
         "process.memory.utilization", callbacks=[observe], unit="1",
         description="Memory used / the process's memory limit",
     )
@@ -357,6 +356,7 @@ def main(argv: list[str]) -> int:
     if server.db is not None:
         server.db.init()
     _export_memory(telemetry, server.fault.memory)
+    server.breakers.export(telemetry.meter())
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         # shutdown() blocks until serve_forever returns: call it off the main thread.

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from selfheal_kg.demo.load import LOAD_PATTERNS
 from selfheal_kg.demo.show import DEFAULT_FAULTS
 
 
@@ -22,6 +23,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--workdir", type=Path, help="where logs and the database go")
     p.add_argument("--duration", type=float, default=90.0,
                    help="seconds each fault is given to heal before the show moves on")
+    p.add_argument("--load", choices=LOAD_PATTERNS, default="steady",
+                   help="the users' load: steady 20 req/s, or diurnal (a sine around it, "
+                   "one compressed day per 10 minutes)")
     p.add_argument("--db-dsn", help="PostgreSQL conninfo for the inventory's database "
                    "(its stock table is recreated); default: an SQLite file in the workdir")
     p.set_defaults(run=run)
@@ -36,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
         if not 5.0 <= args.duration <= 3600.0:
             raise ValueError("--duration must be in [5, 3600] seconds")
         runs = run_show(names, workdir=args.workdir, warmup=args.warmup,
-                        fault_timeout=args.duration, db_dsn=args.db_dsn)
+                        fault_timeout=args.duration, db_dsn=args.db_dsn,
+                        load_pattern=args.load)
     except ValueError as exc:
         print(f"selfheal demo: {exc}", file=sys.stderr)
         return 2

@@ -8,7 +8,12 @@ through a ``ConfigFileExecutor`` (so a saved version exists to roll back to; rev
 old value back); ``overload`` sends extra load straight to a service (revert: stop it);
 ``leak`` makes the service's memory grow until it would run out (``/admin/fault``
 ``leak_per_s``; revert: stop it); ``dropped-index`` fills the service's database table and
-drops the index of its lookups (revert: create the index again unless a repair did).
+drops the index of its lookups (revert: create the index again unless a repair did);
+``pool-exhaustion`` makes the service hold connections of its database pool, by default all
+of them (``/admin/fault`` ``held_connections``; revert: the number it held before);
+``bad-instance`` makes one instance of a replicated service, behind its load balancer,
+fail every request (that instance's ``/admin/fault`` ``error_rate``; revert: clear it, if
+the instance still runs).
 """
 
 from __future__ import annotations
@@ -22,11 +27,14 @@ from typing import Protocol
 
 from selfheal_kg.act.config_file import ConfigFileExecutor
 from selfheal_kg.demo import database
+from selfheal_kg.demo.replicas import instance_name
 from selfheal_kg.demo.shop import Shop
 from selfheal_kg.errors import ActionError, NotFound, UnsafeParameter
 from selfheal_kg.model import FactValue
 
 FaultState = dict[str, float]
+MAX_HELD = 256  # connections a leak may hold (demo/shop/pool.py)
+DEFAULT_POOL_SIZE = 8  # demo/shop/settings.py
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,9 +96,74 @@ class AdminFault:
 
     def revert(self, shop: Shop, injected: Injected) -> None:
         """Put back the fault state seen before the injection."""
-        before = injected.before.items()
-        admin_fault(shop, injected.target, {k: float(v) for k, v in before
-                                            if isinstance(v, int | float)})
+        admin_fault(shop, injected.target, _numbers(injected.before))
+
+
+def _numbers(state: Mapping[str, FactValue]) -> FaultState:
+    return {k: v for k, v in state.items() if isinstance(v, int | float)
+            and not isinstance(v, bool)}
+
+
+@dataclass(frozen=True, slots=True)
+class PoolExhaustion:
+    """A connection leak: the service holds connections of its database pool (all, by default)."""
+
+    def inject(self, shop: Shop, target: str, params: Mapping[str, FactValue]) -> Injected:
+        """Hold ``params["held_connections"]`` (default: the pool size) on ``target``."""
+        held = params.get("held_connections", _pool_size(shop, target))
+        if isinstance(held, bool) or not isinstance(held, int) or not 0 <= held <= MAX_HELD:
+            raise UnsafeParameter("pool-exhaustion", target,
+                                  f"held_connections must be an integer in [0, {MAX_HELD}]")
+        before = admin_fault(shop, target)
+        admin_fault(shop, target, {**before, "held_connections": held})
+        return Injected("pool-exhaustion", target, {"held_connections": held}, before)
+
+    def revert(self, shop: Shop, injected: Injected) -> None:
+        """Give the connections back: hold what was held before, keep the rest of the fault."""
+        held = injected.before.get("held_connections", 0)
+        held = held if isinstance(held, int) and not isinstance(held, bool) else 0
+        now = admin_fault(shop, injected.target)
+        admin_fault(shop, injected.target, {**now, "held_connections": held})
+
+
+def _pool_size(shop: Shop, target: str) -> int:
+    """Return the pool size in ``target``'s configuration file (its default when unreadable)."""
+    default = DEFAULT_POOL_SIZE
+    try:
+        doc = json.loads(shop.config_file(target).read_text(encoding="utf-8"))
+    except (OSError, ValueError, KeyError):
+        return default
+    size = doc.get("pool_size", default) if isinstance(doc, dict) else default
+    ok = isinstance(size, int) and not isinstance(size, bool)
+    return int(size) if ok else default
+
+
+@dataclass(frozen=True, slots=True)
+class BadInstance:
+    """One instance of a replicated service fails every request, behind its load balancer."""
+
+    def inject(self, shop: Shop, target: str, params: Mapping[str, FactValue]) -> Injected:
+        """Set ``error_rate`` (default 1.0) on the last declared instance of ``target``."""
+        replicas = shop.replica_sets.get(target)
+        if replicas is None:
+            raise UnsafeParameter("bad-instance", target, "the service is not replicated")
+        rate = params.get("error_rate", 1.0)
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate <= 1:
+            raise UnsafeParameter("bad-instance", target, "error_rate must be in (0, 1]")
+        instance = instance_name(target, replicas.declared)
+        url = replicas.backends()[instance]
+        before = admin_fault_at(url, instance)
+        admin_fault_at(url, instance, {**before, "error_rate": float(rate)})
+        done: dict[str, FactValue] = {"instance": instance, "url": url, "error_rate": float(rate)}
+        return Injected("bad-instance", target, done, before)
+
+    def revert(self, shop: Shop, injected: Injected) -> None:
+        """Put the instance's fault state back, unless it no longer runs (a restart cleared it)."""
+        instance, url = injected.params.get("instance"), injected.params.get("url")
+        if not isinstance(instance, str) or not isinstance(url, str):
+            raise ActionError("revert bad-instance", injected.target, "no instance recorded")
+        if shop.supervisor.is_running(instance):
+            admin_fault_at(url, instance, _numbers(injected.before))
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +246,8 @@ FAULTS: dict[str, Fault] = {
     "slow-leaf": AdminFault("slow-leaf", "latency_ms", 300.0, 60_000.0),
     "provider-outage": AdminFault("provider-outage", "error_rate", 1.0, 1.0),
     "overload": Overload(),
+    "pool-exhaustion": PoolExhaustion(),
+    "bad-instance": BadInstance(),
 }
 
 
@@ -206,7 +281,15 @@ def _fault(name: str) -> Fault:
 
 def admin_fault(shop: Shop, target: str, state: FaultState | None = None) -> FaultState:
     """Read (``state`` None) or replace the fault state of ``target``; return the new state."""
-    url = shop.url(target) + "admin/fault"
+    return admin_fault_at(shop.url(target), target, state)
+
+
+def admin_fault_at(base: str, target: str, state: FaultState | None = None) -> FaultState:
+    """Read or replace the fault state of the process at ``base`` (a shop URL, trailing /).
+
+    Integers stay integers (``held_connections`` is a count).
+    """
+    url = base + "admin/fault"
     data = None if state is None else json.dumps(state).encode()
     request = urllib.request.Request(  # noqa: S310 (a shop URL built from our own port table)
         url, data=data, method="GET" if data is None else "POST"
@@ -221,4 +304,4 @@ def admin_fault(shop: Shop, target: str, state: FaultState | None = None) -> Fau
         raise ActionError("fault", target, f"HTTP {exc.code}: {detail}") from exc
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise ActionError("fault", target, f"admin endpoint unreachable: {exc}") from exc
-    return {str(k): float(v) for k, v in answer.items()}
+    return {str(k): v if isinstance(v, int) else float(v) for k, v in answer.items()}

@@ -10,22 +10,18 @@ when it changes; a configuration push and its rollback go through that file).
 from __future__ import annotations
 
 import json
-import random
 import re
 import socket
 import sys
-import threading
 import time
-import urllib.error
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from selfheal_kg.act.process import ProcessSpec, ProcessSupervisor
 from selfheal_kg.clock import Clock, SystemClock
+from selfheal_kg.demo.load import DIURNAL_PERIOD, LoadGenerator, LoadPattern, LoadStats
 from selfheal_kg.demo.replicas import ReplicaSet
 from selfheal_kg.errors import ActionError, FileLoadError
 from selfheal_kg.paths import shipped
@@ -126,92 +122,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@dataclass(frozen=True, slots=True)
-class LoadStats:
-    """Counts of a load run: requests sent, answered 2xx, failed, and skipped (all busy)."""
-
-    sent: int
-    ok: int
-    failed: int
-    skipped: int
-
-
-class LoadGenerator:
-    """Open-loop load: Poisson arrivals, ``rate`` GET requests per second on ``url`` on average.
-
-    A tick finding every worker busy is skipped (and counted), so a slow shop gets less
-    load rather than an ever-growing queue.
-    """
-
-    def __init__(
-        self, url: str, rate: float = 20.0, workers: int = 16, timeout: float = 2.0
-    ) -> None:
-        if not 0 < rate <= 10_000:
-            raise ValueError(f"rate must be in (0, 10000] requests/s, got {rate}")
-        self.url, self.rate, self._timeout = url, rate, timeout
-        self._slots = threading.BoundedSemaphore(workers)
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="loadgen")
-        self._stop = threading.Event()
-        self._pacer = threading.Thread(target=self._pace, name="loadgen-pacer", daemon=True)
-        self._lock = threading.Lock()
-        self._counts = {"sent": 0, "ok": 0, "failed": 0, "skipped": 0}
-
-    def start(self) -> None:
-        """Start sending."""
-        self._pacer.start()
-
-    def stop(self) -> LoadStats:
-        """Stop sending, wait for requests in flight, and return the counts."""
-        self._stop.set()
-        if self._pacer.is_alive():
-            self._pacer.join()
-        self._pool.shutdown(wait=True)
-        return self.stats()
-
-    def stats(self) -> LoadStats:
-        """Return the counts so far."""
-        with self._lock:
-            return LoadStats(**self._counts)
-
-    def _count(self, key: str) -> None:
-        with self._lock:
-            self._counts[key] += 1
-
-    def _pace(self) -> None:
-        # Real load on real processes: paced on the monotonic clock. Arrivals are a Poisson
-        # process, as independent users make them: the per-second counts vary naturally, so
-        # a baseline learnt from them is not a constant that any jitter would break.
-        rng = random.Random()  # noqa: S311 (arrival times of test load, not secrets)
-        next_at = time.monotonic()
-        while not self._stop.is_set():
-            if self._slots.acquire(blocking=False):
-                self._count("sent")
-                self._pool.submit(self._one)
-            else:
-                self._count("skipped")
-            next_at += rng.expovariate(self.rate)
-            self._stop.wait(max(0.0, next_at - time.monotonic()))
-
-    def _one(self) -> None:
-        try:
-            self._count("ok" if http_get(self.url, self._timeout) else "failed")
-        finally:
-            self._slots.release()
-
-
-def http_get(url: str, timeout: float) -> bool:
-    """GET ``url`` and return whether it answered 2xx."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (our own URL)
-            resp.read()
-            return 200 <= int(resp.status) < 300
-    except urllib.error.HTTPError as exc:
-        exc.close()
-        return False
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 class Shop:
     """The demo shop as real OS processes; a context manager that always cleans up.
 
@@ -223,6 +133,12 @@ class Shop:
         clock: stamps process start times; the wall clock by default.
         health_timeout: seconds to wait for every ``/health`` on ``start()``.
         db_dsn: a PostgreSQL conninfo for the services' databases (default: SQLite files).
+        load_pattern: the users' load, ``"steady"`` or ``"diurnal"`` (see ``LoadPattern``),
+            a default for ``start_load``.
+        load_period: seconds of one diurnal cycle.
+
+    Raises:
+        ValueError: an unknown load pattern or a period out of range.
     """
 
     def __init__(
@@ -235,7 +151,10 @@ class Shop:
         clock: Clock | None = None,
         health_timeout: float = 20.0,
         db_dsn: str | None = None,
+        load_pattern: str = "steady",
+        load_period: float = DIURNAL_PERIOD,
     ) -> None:
+        self.load_pattern = LoadPattern(load_pattern, load_period)
         self._demo = shipped("demo")
         self.db_dsn = db_dsn
         self.declaration = load_declaration(self._demo / "shop" / "shop.json")
@@ -370,10 +289,22 @@ class Shop:
         self.stop_load()
         self.supervisor.stop_all()
 
-    def start_load(self, rate: float = 20.0) -> LoadGenerator:
-        """Start (or replace) steady load of ``rate`` requests/s on the gateway."""
+    def start_load(
+        self, rate: float = 20.0, *, load_pattern: str | None = None,
+        load_period: float | None = None,
+    ) -> LoadGenerator:
+        """Start (or replace) load of ``rate`` requests/s on average on the gateway.
+
+        ``load_pattern`` and ``load_period`` override the shop's (``"steady"``: a constant
+        rate; ``"diurnal"``: a sine around it). Raises ``ValueError`` for a bad pattern.
+        """
+        pattern = replace(
+            self.load_pattern,
+            kind=load_pattern or self.load_pattern.kind,
+            period=load_period or self.load_pattern.period,
+        )
         self.stop_load()
-        self._load = LoadGenerator(self.entry_url(), rate)
+        self._load = LoadGenerator(self.entry_url(), rate, pattern=pattern)
         self._load.start()
         return self._load
 

@@ -225,11 +225,13 @@ def run_show(
     fault_timeout: float = 90.0,
     export_interval: float = 1.0,
     db_dsn: str | None = None,
+    load_pattern: str = "steady",
 ) -> list[FaultRun]:
     """Run the demo; return one ``FaultRun`` per fault.
 
     ``db_dsn``: a PostgreSQL conninfo for the inventory's database (its ``stock`` table is
     dropped first, so the show starts from a fresh one); SQLite in ``workdir`` without it.
+    ``load_pattern``: the users' load, ``steady`` or ``diurnal`` (a compressed day).
     """
     # a pipe or a CI log has no width of its own: wide enough for the summary table
     console = console or (Console() if sys.stdout.isatty() else Console(width=150))
@@ -239,7 +241,7 @@ def run_show(
     work = workdir or Path(tempfile.mkdtemp(prefix="selfheal-demo-"))
     port = free_port()
     shop = Shop(f"http://127.0.0.1:{port}", work / "shop", export_interval=export_interval,
-                db_dsn=db_dsn)
+                db_dsn=db_dsn, load_pattern=load_pattern)
     if db_dsn:
         for db in databases(shop).values():
             reset(db)
@@ -256,7 +258,7 @@ def run_show(
         shop.start()
         shop.start_load(20.0)
         console.print(
-            f"[bold]shop[/] {len(shop.services())} services up, load 20 req/s; "
+            f"[bold]shop[/] {len(shop.services())} services up, {load_pattern} load 20 req/s; "
             f"learning the baseline for {warmup:.0f} s"
         )
         time.sleep(warmup)

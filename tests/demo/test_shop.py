@@ -27,7 +27,8 @@ from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
 from selfheal_kg.act.config_file import ConfigFileExecutor
 from selfheal_kg.demo import faults
-from selfheal_kg.demo.shop import LoadGenerator, Shop, http_get, load_declaration
+from selfheal_kg.demo.load import LoadGenerator, http_get
+from selfheal_kg.demo.shop import Shop, load_declaration
 from selfheal_kg.errors import ActionError, FileLoadError, NotFound, UnsafeParameter
 from selfheal_kg.kg.namespaces import SHK, node_iri
 from selfheal_kg.kg.shacl import validate
@@ -357,7 +358,7 @@ def check_admin_faults(shop: Shop) -> None:
     assert faults.admin_fault(shop, "inventory")["latency_ms"] == 50
     faults.revert(shop, latency)
     assert faults.admin_fault(shop, "inventory") == {
-        "latency_ms": 0.0, "error_rate": 0.0, "leak_per_s": 0.0}
+        "latency_ms": 0.0, "error_rate": 0.0, "leak_per_s": 0.0, "held_connections": 0}
     with pytest.raises(ActionError, match="400"):
         faults.admin_fault(shop, "payment", {"error_rate": 2.0})
     request = urllib.request.Request(
