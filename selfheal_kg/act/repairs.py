@@ -340,19 +340,27 @@ class RepairFlow:
         since = inc.repaired_at or now
         criteria = pb.success if pb is not None else ()
         target = inc.decision.chosen.target
+        symptoms = [s for s in diagnosed_symptoms(inc) if s in inc.signals]
+        # a mitigation is judged by its criteria: the cause, and its symptoms, may remain
+        mitigation = bool(getattr(pb, "mitigation", False))
         verdict = verify(
             criteria,
             target,
             since,
             now,
             self.live,
-            symptoms=[s for s in diagnosed_symptoms(inc) if s in inc.signals],
+            symptoms=() if mitigation else symptoms,
             dependents=inc.nodes - {target},
-            watched={inc.signals[s].metric for s in diagnosed_symptoms(inc) if s in inc.signals},
+            watched={inc.signals[s].metric for s in symptoms},
         )
         if verdict.passed:
             self._release(inc, success=True)
-            outcome = Outcome(inc.id, True, now, f"verified: {verdict.detail}")
+            detail = verdict.detail
+            remaining = sorted(set(symptoms) & self.live.active_ids())
+            if mitigation and remaining:
+                detail += (f"; mitigated, the cause remains: {len(remaining)} symptom(s) still"
+                           f" active ({', '.join(inc.signals[s].metric for s in remaining)})")
+            outcome = Outcome(inc.id, True, now, f"verified: {detail}")
             self.close_incident(inc, outcome, now, Status.RESOLVED)
         elif verdict.expired or verdict.regressed:
             self._release(inc, success=False)

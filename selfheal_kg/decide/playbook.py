@@ -76,6 +76,7 @@ class Playbook:
     parameters: Mapping[str, Any]
     source: Path
     description: str = ""
+    mitigation: bool = False
 
 
 @cache
@@ -182,6 +183,7 @@ def _build(data: dict[str, Any], path: Path) -> Playbook:
         risk=data["risk"],
         cost=float(data["cost"]),
         requires_approval=bool(data["requires_approval"]),
+        mitigation=bool(data.get("mitigation", False)),
         parameters=MappingProxyType(dict(data.get("parameters") or {})),
         source=path,
     )
@@ -223,6 +225,7 @@ def playbook_triples(pb: Playbook) -> list[Triple]:
         (s, SHK.riskLevel, Lit(pb.risk)),
         (s, SHK.cost, Lit(Decimal(str(pb.cost)), datatype=XSD.decimal)),
         (s, SHK.requiresApproval, Lit(pb.requires_approval)),
+        (s, SHK.mitigation, Lit(pb.mitigation)),
         (s, SHK.sourceFile, Lit(str(pb.source))),
     ]
     if pb.description:

@@ -20,7 +20,7 @@ from selfheal_kg.incident import Incident, IncidentBook, Recorder, Status
 from selfheal_kg.kg import records
 from selfheal_kg.kg.namespaces import INCIDENTS_GRAPH
 from selfheal_kg.kg.store import OxigraphStore
-from selfheal_kg.model import Candidate, Decision, Diagnosis, FactValue
+from selfheal_kg.model import Candidate, Decision, Diagnosis, FactValue, Signal
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ class Pb:
     cost: float = 1.0
     requires_approval: bool = False
     target_types: tuple[str, ...] = ("Service",)
+    mitigation: bool = False
 
 
 class Proc:
@@ -305,3 +306,51 @@ def test_a_prediction_is_not_a_symptom_to_wait_for() -> None:
     )
     inc.diagnoses.append(Diagnosis("d1", "ResourceExhaustion", "fe", "r", facts, 1.0, 1.0))
     assert diagnosed_symptoms(inc) == ["z1"]
+
+
+def _symptomatic(w: World, target: str, signal: Signal) -> Incident:
+    now = w.clock.now()
+    facts = ({"id": signal.id, "type": "signal", "detector": "robust_z"},)
+    diag = Diagnosis(f"d-{target}", "PoolExhaustion", target, "r", facts, now, now)
+    inc = w.book.open(diag, now)
+    w.book.add_signals(inc, [signal])
+    chosen = Candidate("resize", target, 1.0, 0.9, "low", 1, 1.0, True, "ok")
+    w.book.set_decision(inc, Decision(inc.id, chosen, (chosen,), "chosen"), now)
+    return inc
+
+
+@pytest.mark.parametrize("mitigation", [True, False])
+def test_a_mitigation_is_verified_by_its_criteria_while_its_cause_remains(
+    tmp_path: Path, fake_live: type, mitigation: bool
+) -> None:
+    """A resized pool: requests stop waiting (the criterion), the leak keeps the pool busy."""
+
+    class Live(fake_live):  # type: ignore[misc, valid-type]
+        def active_ids(self) -> set[str]:
+            return {"util@1"}  # the pool's utilisation signal never clears
+
+    w = make_world(tmp_path, Live())
+    PLAYBOOKS["resize"] = Pb("resize", (St("restart"),), mitigation=mitigation)
+    try:
+        util = Signal("util@1", "inv|u", "inv", "db.client.connection.utilization", "robust_z",
+                      1.0, "up", 999.0, 999.0, 0.9, 0.1)
+        inc = _symptomatic(w, "inv", util)
+        w.flow.start(inc, w.clock.now())
+        w.flow.tick(w.clock.now())
+        w.flow.wait_idle()
+        assert w.proc.executed == ["restart"]
+        w.live.seen["inv"] = w.clock.advance(1.0)
+        for _ in range(40):
+            w.flow.tick(w.clock.advance(1.0))
+            if inc.status in (Status.RESOLVED, Status.FAILED):
+                break
+        if mitigation:
+            assert inc.status is Status.RESOLVED
+            assert inc.outcome is not None
+            assert "mitigated, the cause remains" in inc.outcome.reason
+            assert "db.client.connection.utilization" in inc.outcome.reason
+        else:  # a repair must clear its symptoms: this one never does
+            assert inc.status is Status.FAILED
+    finally:
+        del PLAYBOOKS["resize"]
+        w.flow.close()

@@ -40,7 +40,7 @@ def test_sparql_sees_every_shipped_rule() -> None:
             "pool-exhaustion",
             node_iri("pattern", "PoolExhaustion"),
             "diagnose",
-            85,
+            95,
             "pool-exhaustion.yaml",
         ),
         (
