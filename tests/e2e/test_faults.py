@@ -42,6 +42,9 @@ DEADLINE = 45.0  # seconds from injection to a closed incident
 LEAK_DEADLINE = 90.0
 OUT_OF_MEMORY_AFTER = 150.0  # the leak's 0.5 %/s from the steady 25 %
 SLOW_QUERY_DEADLINE = 60.0
+POOL_DEADLINE = 60.0
+# six steps (two of them start and health-check a process) and a 60 s verification deadline
+CHAIN_DEADLINE = 90.0
 
 
 @dataclass
@@ -242,6 +245,50 @@ def test_memory_leak_is_restarted_before_it_runs_out(live: Live) -> None:
     assert faults.admin_fault(live.shop, "frontend")["leak_per_s"] == 0.0
 
 
+def test_pool_exhaustion_is_resized_in_the_configuration(live: Live) -> None:
+    inc, outcome, row = run_fault(live, "pool-exhaustion", deadline=POOL_DEADLINE)
+    assert row["root"] == "inventory"
+    assert row["status"] == "resolved" and row["success"] == "true", outcome.reason
+    assert inc.pattern_at("inventory") == "PoolExhaustion"
+    assert inc.decision is not None and inc.decision.chosen is not None
+    assert inc.decision.chosen.playbook == "resize-connection-pool"
+    done = executions(live.url, inc.id)
+    assert [(r["action"], r["ok"]) for r in done] == [("config_set", "true")]
+    assert done[0]["target"].endswith("/service/inventory")
+    assert json.loads(live.shop.config_file("inventory").read_text())["pool_size"] == 32
+
+
+def test_a_bad_instance_is_isolated_replaced_restarted_and_given_traffic_back(
+    live: Live,
+) -> None:
+    replicas = live.shop.replica_sets["checkout"]
+    old_pid = live.shop.supervisor.pid("checkout-2")
+    inc, outcome, row = run_fault(live, "bad-instance", deadline=CHAIN_DEADLINE)
+    assert row["root"] == "checkout"
+    assert row["status"] == "resolved" and row["success"] == "true", outcome.reason
+    assert inc.decision is not None and inc.decision.chosen is not None
+    assert inc.decision.chosen.playbook == "recover-instance"
+    # config-rollback was a candidate too; the chain won on expected utility
+    assert "config-rollback" in {c.playbook for c in inc.decision.candidates}
+    done = sorted(executions(live.url, inc.id), key=lambda r: r["action"])
+    assert {(r["action"], r["ok"]) for r in done} == {
+        ("breaker", "true"), ("lb_drain", "true"), ("scale_out", "true"),
+        ("restart_instance", "true"), ("lb_restore", "true")}
+    # the breaker steps acted on checkout's caller, the rest on checkout
+    assert {r["target"].rsplit("/", 1)[1] for r in done if r["action"] == "breaker"} == {
+        "frontend"}
+    # the bad instance was restarted (its fault is gone) and serves again; a spare joined
+    assert live.shop.supervisor.pid("checkout-2") not in (None, old_pid)
+    assert replicas.members() == {"checkout": 100, "checkout-2": 100, "checkout-3": 100}
+    instance_url = (live.shop.supervisor.spec("checkout-2").health_url or "").removesuffix(
+        "health")
+    assert faults.admin_fault_at(instance_url, "checkout-2")["error_rate"] == 0.0
+    breakers = httpx.get(live.shop.url("frontend") + "admin/breaker", timeout=5).json()
+    assert breakers["state"]["checkout"] == "closed"
+    scale_in(live.shop, "checkout")
+    assert replicas.members() == {"checkout": 100, "checkout-2": 100}
+
+
 SLOW_QUERY_XFAIL = (
     "flaky: in some runs RCA ranks the diagnosed caller (inventory: its own anomaly + the "
     "rule's hint 1.0) above the inferred database (half its caller's evidence, no hint): "
@@ -266,7 +313,7 @@ def check_slow_query_repaired(
     done = executions(live.url, inc.id)
     assert sorted((r["action"], r["ok"]) for r in done) == [
         ("create_index", "true"), ("sql_explain", "true")]
-    # (the history mints every execution target as a service IRI: /service/inventory-db)
-    assert all(r["target"].endswith("/inventory-db") for r in done)
+    # the executions name the database by its topology IRI
+    assert all(r["target"].endswith("/database/inventory-db") for r in done)
     db = database.database_of(live.shop, "inventory")
     assert "shk_stock_sku_idx" in database.lookup_indexes(db)
