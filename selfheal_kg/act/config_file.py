@@ -61,6 +61,29 @@ class ConfigFileExecutor:
 
     # -- Executor port -----------------------------------------------------------------------
 
+    def applies(self, action: str, target: str) -> str | None:
+        """Return why ``action`` cannot act on ``target`` now (the ``Precondition`` port).
+
+        A rollback needs a saved version that differs from the file: with none, or right
+        after a rollback (the file is its newest version again), there is nothing to undo.
+        """
+        path = self._files.get(target)
+        if path is None:
+            return f"no configuration file registered for {target}"
+        if action != "config_rollback":
+            return None
+        saved = self.versions(target)
+        if not saved:
+            return f"no saved version of {path.name}: nothing to roll back to"
+        newest = _version_path(path, saved[-1])
+        try:
+            same = newest.read_bytes() == path.read_bytes()
+        except OSError as exc:
+            return f"cannot compare {path.name} with its saved version: {exc.strerror}"
+        if same:
+            return f"{path.name} is the same as its newest saved version: no change to undo"
+        return None
+
     def snapshot(self, action: str, target: str, params: Params) -> dict[str, FactValue]:
         """Return, per key to change, ``had:<key>`` and ``old:<key>`` (JSON); or the content."""
         path = self._path(action, target)

@@ -182,7 +182,9 @@ class Narrator:
         assert isinstance(dec, Decision)
         if dec.chosen:
             run.playbook = dec.chosen.playbook
-        return f"[blue]decision[/] {dec.why}"
+        blocked = "".join(f"\n      {c.playbook}: {c.reason}" for c in dec.candidates
+                          if not c.applicable)
+        return f"[blue]decision[/] {dec.why}{blocked}"
 
     def _on_approval(self, p: dict[str, object], run: FaultRun) -> str:
         inc = p["incident"]

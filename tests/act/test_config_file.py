@@ -137,3 +137,17 @@ def test_unknown_target_and_format(files: dict[str, Path], tmp_path: Path) -> No
 def test_is_an_executor(files: dict[str, Path]) -> None:
     ex: Executor = ConfigFileExecutor(files)
     assert ex.actions == frozenset({"config_set", "config_rollback"})
+
+
+def test_a_rollback_applies_only_when_a_saved_version_differs(files: dict[str, Path]) -> None:
+    ex = ConfigFileExecutor(files)
+    assert ex.applies("config_rollback", "checkout") == (
+        "no saved version of checkout.json: nothing to roll back to")
+    assert ex.applies("config_set", "checkout") is None
+    assert ex.applies("config_set", "ghost") == "no configuration file registered for ghost"
+    ex.execute("config_set", "checkout", {"mode": "safe"})
+    assert ex.applies("config_rollback", "checkout") is None
+    # a saved version with the file's own content: nothing to undo
+    files["checkout"].write_bytes(files["checkout"].with_name("checkout.json.v1").read_bytes())
+    reason = ex.applies("config_rollback", "checkout")
+    assert reason is not None and "no change to undo" in reason
