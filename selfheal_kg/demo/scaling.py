@@ -6,8 +6,8 @@ Actions on a service that runs behind a balancer (``ReplicaSet``):
   balancer); ``scale_in`` drains and stops instances down to ``replicas`` (default: the
   declared count). Rollback point: the number of instances serving.
 * ``lb_drain`` sets the balancer weight of the outlier instance to 0: the one instance whose
-  answers, in the balancer's own per-backend statistics, fail (error ratio >= 0.5 while
-  another serving instance stays under 0.2) or are slow (mean >= 3 times the others' and
+  answers, in the balancer's own per-backend statistics (last 10 s), fail (error ratio
+  >= 0.25 while another serving instance stays under 0.05) or are slow (mean >= 3 times the others' and
   200 ms more), like an outlier detector of a service mesh. Param ``instance`` names one
   instead. Rollback point: that instance and its weight.
 * ``restart_instance`` restarts the drained instance (weight 0; param ``instance`` names
@@ -42,7 +42,9 @@ _SCHEMAS: dict[str, Schema] = {
 }
 FULL_WEIGHT = 100
 MIN_REQUESTS = 5  # answers in the balancer's window before an instance can be judged
-BAD_ERRORS, GOOD_ERRORS = 0.5, 0.2
+# The balancer's window is 10 s: seconds after an instance went bad, its ratio is still
+# diluted by the good answers before, so standing out is judged against the others.
+BAD_ERRORS, GOOD_ERRORS = 0.25, 0.05
 SLOW_FACTOR, SLOW_MARGIN_MS = 3.0, 200.0
 
 

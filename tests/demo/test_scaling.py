@@ -123,3 +123,12 @@ def test_nothing_to_drain_is_refused_with_the_reason(replica_set: ReplicaSet) ->
         scaler.execute("lb_drain", "svc", {})
     with pytest.raises(ActionError, match="no drained instance"):
         scaler.execute("restart_instance", "svc", {})
+
+
+def test_an_instance_that_just_went_bad_stands_out_before_its_window_fills() -> None:
+    # 3 s of failures in a 10 s window: 30 % of its answers, none of the other's
+    view = _view({"co": 100, "co-2": 100}, {"co": (40, 0, 20.0), "co-2": (40, 12, 3.0)})
+    assert outlier(view)[0] == "co-2"
+    # the other instance failing a little too: they fail alike, nothing to drain
+    view = _view({"co": 100, "co-2": 100}, {"co": (40, 4, 20.0), "co-2": (40, 12, 3.0)})
+    assert outlier(view)[0] is None
