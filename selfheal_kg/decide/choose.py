@@ -32,6 +32,8 @@ RISK_WEIGHT: dict[str, float] = {"low": 0.2, "medium": 0.6, "high": 1.0}
 COST_WEIGHT = 0.1
 BLAST_WEIGHT = 0.05
 MITIGATED = 0.5  # the blast-radius penalty left when a repair can be rolled back
+#: why named requirements do not hold on a target: ``(names, target) -> reasons``
+Unmet = Callable[[Sequence[str], str], list[str]]
 #: which actions can run: the offered actions, or ``(action, target) -> why not | None``
 Availability = Collection[str] | Callable[[str, str | None], str | None] | None
 
@@ -104,6 +106,7 @@ def evaluate(
     topology: nx.DiGraph,
     history: History,
     available: Availability = None,
+    unmet: Unmet | None = None,
 ) -> Candidate:
     """Return the candidate's numbers for repairing ``target`` with ``pb``.
 
@@ -111,10 +114,14 @@ def evaluate(
     executor offers, or a function ``(action, target) -> reason or None`` that also asks the
     executor whether it can act on this target now (``Healer.unavailable``; target ``None``
     for a step that acts on the callers: only its executor must exist). A playbook with
-    a step that cannot run is not applicable (``None``: do not check).
+    a step that cannot run is not applicable (``None``: do not check). ``unmet`` judges the
+    playbook's ``requires`` on the evidence (``decide.requirements``).
     """
     type_ok = not pb.target_types or target_type in pb.target_types
     blockers = _blockers(pb, target, available)
+    requires = tuple(getattr(pb, "requires", ()))
+    if requires and unmet is not None:
+        blockers = unmet(requires, target) + blockers
     applicable = type_ok and not blockers
     radius = blast_radius(topology, target)
     p = p_success(pb.risk, history)
@@ -153,11 +160,13 @@ def choose(
     topology: nx.DiGraph,
     history: Mapping[tuple[str, str], History],
     available: Availability = None,
+    unmet: Unmet | None = None,
 ) -> Decision:
     """Rank the playbooks for ``pattern`` on ``target`` and pick the best applicable one."""
     cands = [
         evaluate(
-            pb, target, target_type, topology, history.get((pb.id, pattern), History()), available
+            pb, target, target_type, topology, history.get((pb.id, pattern), History()), available,
+            unmet,
         )
         for pb in playbooks
         if pattern in pb.handles

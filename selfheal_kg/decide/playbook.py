@@ -77,6 +77,7 @@ class Playbook:
     source: Path
     description: str = ""
     mitigation: bool = False
+    requires: tuple[str, ...] = ()
 
 
 @cache
@@ -184,6 +185,7 @@ def _build(data: dict[str, Any], path: Path) -> Playbook:
         cost=float(data["cost"]),
         requires_approval=bool(data["requires_approval"]),
         mitigation=bool(data.get("mitigation", False)),
+        requires=tuple(data.get("requires", ())),
         parameters=MappingProxyType(dict(data.get("parameters") or {})),
         source=path,
     )
@@ -233,6 +235,7 @@ def playbook_triples(pb: Playbook) -> list[Triple]:
     out += [(s, SHK.handles, pattern_iri(p)) for p in pb.handles]
     out += [(s, SHK.targetType, Lit(t)) for t in pb.target_types]
     out += [(s, SHK.prerequisite, Lit(p)) for p in pb.prerequisites]
+    out += [(s, SHK.requires, Lit(r)) for r in pb.requires]
     out += _steps_triples(pb.id, s, SHK.hasStep, "step", pb.steps)
     out += _steps_triples(pb.id, s, SHK.hasRollbackStep, "rollback", pb.rollback)
     for i, c in enumerate(pb.success):

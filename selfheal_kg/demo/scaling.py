@@ -7,9 +7,9 @@ Actions on a service that runs behind a balancer (``ReplicaSet``):
   declared count). Rollback point: the number of instances serving.
 * ``lb_drain`` sets the balancer weight of the outlier instance to 0: the one instance whose
   answers, in the balancer's own per-backend statistics (last 10 s), fail (error ratio
-  >= 0.25 while another serving instance stays under 0.05) or are slow (mean >= 3 times the others' and
-  200 ms more), like an outlier detector of a service mesh. Param ``instance`` names one
-  instead. Rollback point: that instance and its weight.
+  >= 0.25 while another serving instance stays under 0.05) or are slow (mean >= 3 times
+  the others' and 200 ms more), like an outlier detector of a service mesh. Param
+  ``instance`` names one instead. Rollback point: that instance and its weight.
 * ``restart_instance`` restarts the drained instance (weight 0; param ``instance`` names
   one) and waits for its health check. A restart is not undone; its rollback point is the
   instance's pid, so a journal can tell after a crash whether it happened.

@@ -5,6 +5,12 @@ resource attributes, scope, metric name, unit, type and point attributes; each s
 its last point (:mod:`selfheal_kg.monitor.streams`), each derived series a ring of its latest
 values (:mod:`selfheal_kg.monitor.derive` says which series a metric yields). The points of
 each metric are walked by :mod:`selfheal_kg.monitor.walker`.
+
+A node that runs as several instances (distinct ``service.instance.id`` exporting within
+``INSTANCE_WINDOW`` seconds) gets one series per instance (``node|metric|instance``), each
+instance's exports being a separate measurement: interleaving them in one series would make
+a series that jumps between instances (one failing, one fine), which no detector can read.
+Signals still name the node, so rules, root cause analysis and verification see the node.
 """
 
 from __future__ import annotations
@@ -31,6 +37,16 @@ from selfheal_kg.monitor.walker import Export, IngestStats, Origin, Walker
 __all__ = ["IngestStats", "SeriesStore"]
 
 _SWEEP_EVERY: Final = 10.0
+#: seconds within which two instances exporting make a node multi-instance
+INSTANCE_WINDOW: Final = 30.0
+_INSTANCE_KEY: Final = "service.instance.id"
+_MAX_INSTANCES: Final = 256
+
+
+def instance_of(series: str) -> str | None:
+    """Return the instance of a per-instance series id (``node|metric|instance``), else None."""
+    parts = series.split("|", 2)
+    return parts[2] if len(parts) == 3 else None
 
 
 class SeriesStore:
@@ -67,6 +83,8 @@ class SeriesStore:
         self._series: dict[str, Ring] = {}
         self._pending: deque[DerivedPoint] = deque(maxlen=max_pending)
         self._last_seen: dict[str, float] = {}
+        # node → instance id → when it last exported
+        self._instances: dict[str, dict[str, float]] = {}
         self._bounds = points.BoundsCache()
         self._keys = KeyCache()
         self._last_sweep = -math.inf
@@ -78,11 +96,15 @@ class SeriesStore:
     ) -> IngestStats:
         """Ingest one export: update stream states, derive per-node points, count outcomes."""
         export = Export(received_at)
+        exported: dict[str, set[str]] = {}
         with self._lock:
             for rm in request.resource_metrics:
                 resource = attributes(rm.resource.attributes)
                 node = node_of(resource)
                 self._touch(node, received_at)
+                instance = resource.get(_INSTANCE_KEY)
+                if isinstance(instance, str) and instance:
+                    exported.setdefault(node, set()).add(instance[:128])
                 resource_key = tuple(sorted(resource.items()))
                 for sm in rm.scope_metrics:
                     key = (resource_key, sm.scope.name, sm.scope.version)
@@ -92,9 +114,28 @@ class SeriesStore:
                         Walker(self, export, origin, metric).walk()
                     if origin.latest > 0:
                         self._origins[key] = (origin.latest, received_at)
-            for point in export.derivation.points():
-                self._append(point)
+            separate = self._instances_of(exported, received_at)
+            for derived in export.derivation.points():
+                instance = separate.get(derived.node)
+                self._append(derived if instance is None else DerivedPoint(
+                    f"{derived.series}|{instance}", derived.node, derived.metric, derived.t,
+                    derived.value))
         return export.stats()
+
+    def _instances_of(self, exported: dict[str, set[str]], now: float) -> dict[str, str]:
+        """Return ``{node: instance}`` for the nodes of this export that run as several."""
+        out: dict[str, str] = {}
+        for node, ids in exported.items():
+            seen = self._instances.setdefault(node, {})
+            for i in ids:
+                seen[i] = now
+            for i in [i for i, t in seen.items() if now - t > INSTANCE_WINDOW]:
+                del seen[i]
+            while len(seen) > _MAX_INSTANCES:  # bounded, whatever a client claims
+                del seen[min(seen, key=seen.__getitem__)]
+            if len(seen) > 1 and len(ids) == 1:
+                out[node] = next(iter(ids))
+        return out
 
     def append(self, point: DerivedPoint) -> None:
         """Add a point derived elsewhere (e.g. from logs) to its series and to :meth:`drain`."""
@@ -180,4 +221,7 @@ class SeriesStore:
                 del self._streams[key]
             for key in [k for k, (_, seen) in self._origins.items() if seen < horizon]:
                 del self._origins[key]
+            for node in [n for n, ids in self._instances.items()
+                         if max(ids.values(), default=-math.inf) < horizon]:
+                del self._instances[node]
         return len(self._streams) < self._max_streams

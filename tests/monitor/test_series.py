@@ -396,3 +396,31 @@ def test_summary_quantiles_are_kept_per_stream_in_base_units(store: SeriesStore)
     got = {p.series: p.value for p in store.drain() if p.metric == "gc.pause.p95"}
     assert sorted(got.values()) == [pytest.approx(0.04), pytest.approx(0.09)]
     assert len(got) == 2 and all("region=" in s for s in got)
+
+
+def _by_series(store: SeriesStore) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {}
+    for p in store.drain():
+        assert p.node == "checkout"  # signals name the node, whatever the series
+        out.setdefault(p.series, []).append(p.value)
+    return out
+
+
+def test_instances_of_one_node_get_a_series_each(store: SeriesStore) -> None:
+    # one instance alone: the node's series
+    store.ingest_metrics(_request(_gauge(0.0, 100), service="checkout",
+                                  **{"service.instance.id": "checkout"}), 1)
+    assert _by_series(store) == {"checkout|cpu": [0.0]}
+    # a second instance exports: from now on each instance's exports are their own series,
+    # not one series jumping between a failing and a healthy instance
+    for t in (2, 3):
+        store.ingest_metrics(_request(_gauge(1.0, 100 + t), service="checkout",
+                                      **{"service.instance.id": "checkout-2"}), t)
+        store.ingest_metrics(_request(_gauge(0.0, 100 + t), service="checkout",
+                                      **{"service.instance.id": "checkout"}), t)
+    assert _by_series(store) == {"checkout|cpu|checkout-2": [1.0, 1.0],
+                                 "checkout|cpu|checkout": [0.0, 0.0]}
+    # the second instance gone for longer than the window: one series for the node again
+    store.ingest_metrics(_request(_gauge(0.0, 200), service="checkout",
+                                  **{"service.instance.id": "checkout"}), 100)
+    assert _by_series(store) == {"checkout|cpu": [0.0]}
