@@ -242,6 +242,9 @@ class Shop:
             env = {**env, "SHOP_DB_DSN": self.db_dsn} if self.db_dsn else env
         if service.slots:
             argv += ["--slots", str(service.slots), "--service-ms", str(service.service_ms)]
+        if service.replicas > 1:
+            # a replica keeps its name across restarts, as a StatefulSet pod does
+            argv += ["--instance-id", process]
         url = f"http://127.0.0.1:{port}/"
         return ProcessSpec(process, tuple(argv), env, self.workdir, url + "health")
 

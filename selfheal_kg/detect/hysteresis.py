@@ -194,6 +194,17 @@ class SignalTracker:
         self._open[series[i]] = signal
         return signal
 
+    def close(self, series: str) -> Signal | None:
+        """Close the open signal of ``series`` (it went silent); return it, or None."""
+        if series not in self._open:
+            return None
+        (row,) = self._rows([series]).tolist()
+        self._active[row] = False
+        self._onset[row] = np.nan
+        self._fired[row] = 0
+        self._calm[row] = 0
+        return self._close_signal(series)
+
     def _close_signal(self, series: str) -> Signal:
         signal = self._open.pop(series)
         return replace(signal, active=False)

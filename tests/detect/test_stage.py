@@ -7,7 +7,7 @@ import numpy as np
 from selfheal_kg.detect.base import Scores
 from selfheal_kg.detect.hysteresis import SignalTracker
 from selfheal_kg.detect.stage import DetectStage
-from selfheal_kg.model import DerivedPoint
+from selfheal_kg.model import DerivedPoint, Signal
 
 
 class Recording:
@@ -37,3 +37,32 @@ def test_newest_point_per_series_and_trend_only_for_resources() -> None:
     assert trend.seen == [["a|mem"]]
     assert stage.run([], 3.0) == ([], [])
     assert len(main.seen) == 1
+
+
+class Alarmed:
+    """A detector that scores every point as a strong upward deviation."""
+
+    name = "alarmed"
+
+    def update(self, t: float, series: Sequence[str], values: np.ndarray) -> Scores:
+        n = len(series)
+        return Scores(np.ones(n), np.ones(n, dtype=np.int8), np.zeros(n))
+
+
+def test_a_signal_of_a_series_gone_silent_is_closed() -> None:
+    stage = DetectStage(Alarmed(), SignalTracker(), silent_after=30.0)
+    t = 0.0
+    opened: list[Signal] = []
+    for _ in range(5):  # an instance failing every request
+        t += 1.0
+        got, _ = stage.run([DerivedPoint("co|http.server.error.ratio|co-2", "co",
+                                         "http.server.error.ratio", t, 1.0)], t)
+        opened += got
+    assert [s.series for s in opened] == ["co|http.server.error.ratio|co-2"]
+    # the instance is replaced: its series gets no more points
+    _, cleared = stage.run([], t + 10.0)
+    assert cleared == []
+    _, cleared = stage.run([], t + 31.0)
+    assert [(s.series, s.active) for s in cleared] == [("co|http.server.error.ratio|co-2", False)]
+    _, cleared = stage.run([], t + 60.0)
+    assert cleared == []  # closed once
