@@ -26,6 +26,7 @@ from selfheal_kg.act.repairs import PlaybookFull, RepairFlow
 from selfheal_kg.act.safety import SafetyGate
 from selfheal_kg.clock import Clock
 from selfheal_kg.decide.choose import History, choose
+from selfheal_kg.decide.requirements import unmet
 from selfheal_kg.detect.stage import DetectorLike, DetectStage, TrackerLike
 from selfheal_kg.errors import NotFound
 from selfheal_kg.incident import Incident, IncidentBook, Status
@@ -41,10 +42,10 @@ from selfheal_kg.model import (
 )
 from selfheal_kg.monitor.alerts import AlertManager
 from selfheal_kg.monitor.liveness import HealthChange, Liveness
-from selfheal_kg.rca.evidence import anomalies_from, near, observed_nodes
+from selfheal_kg.rca.evidence import anomalies_from, near, observed_nodes, with_diagnoses
 from selfheal_kg.rca.evidence import component as component_of
 from selfheal_kg.rca.graph import TopologySnapshot
-from selfheal_kg.rca.patterns import hints, match
+from selfheal_kg.rca.patterns import diagnosis_hints, hints, match
 from selfheal_kg.rca.rank import Anomaly, rank
 
 
@@ -121,7 +122,10 @@ class Pipeline:
     ) -> None:
         self.clock = clock
         self.series = series
-        self.detection = DetectStage(detector, tracker, trend)
+        # a series silent for many export intervals is gone (a replaced instance)
+        self.detection = DetectStage(
+            detector, tracker, trend, silent_after=max(30.0, 10 * settings.stale_after)
+        )
         self.engine = engine
         self.knowledge = knowledge
         self.book = book
@@ -271,20 +275,27 @@ class Pipeline:
     def _decide(self, inc: Incident, now: float, *, start: bool = True) -> None:
         edges, kinds = self.knowledge.topology()
         snapshot = TopologySnapshot.from_edges(edges, kinds)
-        anomalies = self._anomalies()
+        # what a rule concluded at a node is corroborated evidence its dependencies must
+        # account for in full (an Overload is not explained by a merely slow dependency)
+        patterns = self.knowledge.patterns()
+        anomalies = with_diagnoses(
+            self._anomalies(), [(d.node, d.pattern) for d in inc.diagnoses], patterns
+        )
         observed = observed_nodes(
             self.series.last_seen(), self.liveness.down(), snapshot.graph, anomalies
         )
-        matches = match(self.knowledge.patterns(), self.active.values(), self.liveness.down())
+        matches = match(patterns, self.active.values(), self.liveness.down())
         # The incident's evidence is the anomalous part of the topology connected to it: a
         # leaf whose traffic vanished because a sibling failed is connected to that sibling
         # through their common, failing caller.
         component = component_of(snapshot.graph, inc.nodes, set(anomalies))
         # a node where a rule concluded a pattern for this incident is stronger evidence than a
-        # bare deviation next to it (a latency wobble below a service failing its requests)
+        # bare deviation next to it (a latency wobble below a service failing its requests),
+        # and one backed by more symptoms (Overload) than one by a single one (HighLatency)
         hint = hints(matches)
-        for d in inc.diagnoses:
-            hint[d.node] = max(hint.get(d.node, 0.0), 1.0)
+        diagnosed = diagnosis_hints([(d.node, d.pattern) for d in inc.diagnoses], patterns)
+        for node, strength in diagnosed.items():
+            hint[node] = max(hint.get(node, 0.0), strength)
         causes = rank(
             snapshot,
             {n: a for n, a in anomalies.items() if n in component},
@@ -313,6 +324,7 @@ class Pipeline:
             snapshot.graph,
             self.knowledge.history(),
             self.healer.unavailable,
+            lambda names, node: unmet(names, node, list(self.active.values())),
         )
         if self.knowledge.refine is not None:
             decision = self.knowledge.refine(decision, pattern)

@@ -92,7 +92,7 @@ def replay(
             clock.set(max(rec.t, clock.now()))
             body = json.dumps(rec.body).encode()
             rt.intake.accept(rec.signal, body, "application/json", None)  # type: ignore[arg-type]
-        end = clock.now() + tail
+        end = _tail_end(rt, clock.now(), tail, tick, config.stale_after_seconds)
         while next_tick <= end:
             clock.set(next_tick)
             rt.tick()
@@ -102,3 +102,14 @@ def replay(
     finally:
         rt.pipeline.close()
     return ReplayResult(len(recs), ticks, incidents)
+
+
+def _tail_end(rt: Runtime, now: float, tail: float, tick: float, stale_after: float) -> float:
+    """Return when to stop ticking: ``tail`` after the recording, unless that is too late.
+
+    The services of a recording stop reporting up to an export interval apart; ticking past
+    the staleness limit of the first to stop would find it down (an incident that never
+    happened). Services already silent (a crash) do not count.
+    """
+    alive = [t for t in rt.series.last_seen().values() if now - t < stale_after]
+    return min([now + tail, *(t + stale_after - tick for t in alive)])

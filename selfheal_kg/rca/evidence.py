@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 
 import networkx as nx
 
 from selfheal_kg.model import Signal
-from selfheal_kg.rca.rank import DOWN, Anomaly
+from selfheal_kg.rca.anomaly import DOWN, Anomaly, calls_out
+from selfheal_kg.rca.patterns import Patterns
 
 
 def anomalies_from(signals: Iterable[Signal], down: Mapping[str, float]) -> dict[str, Anomaly]:
@@ -21,6 +23,8 @@ def anomalies_from(signals: Iterable[Signal], down: Mapping[str, float]) -> dict
             onset=min(s.onset, prev.onset if prev else s.onset),
             evidence=(*(prev.evidence if prev else ()), s.id),
             kinds=(*(prev.kinds if prev else ()), s.metric),
+            onsets=(*(prev.onsets if prev else ()), s.onset),
+            deltas=(*(prev.deltas if prev else ()), s.value - s.baseline),
         )
     for node, since in down.items():
         prev = out.get(node)
@@ -30,6 +34,8 @@ def anomalies_from(signals: Iterable[Signal], down: Mapping[str, float]) -> dict
             onset=min(since, prev.onset) if prev else since,
             evidence=(*(prev.evidence if prev else ()), f"health:{node}"),
             kinds=(*(prev.kinds if prev else ()), DOWN),
+            onsets=(*(prev.onsets if prev else ()), since),
+            deltas=(*(prev.deltas if prev else ()), 0.0),
         )
     return out
 
@@ -75,8 +81,25 @@ def observed_nodes(
         suspects = {
             callee
             for node, a in anomalies.items()
-            if node in graph and any(".client." in k for k in a.kinds)
+            if node in graph and any(calls_out(k) for k in a.kinds)
             for callee in graph.successors(node)
         }
         out |= set(graph.nodes) - suspects
+    return out
+
+
+def with_diagnoses(
+    anomalies: Mapping[str, Anomaly], diagnosed: Iterable[tuple[str, str]], patterns: Patterns
+) -> dict[str, Anomaly]:
+    """Return ``anomalies`` with each diagnosed node's pattern symptoms in ``diagnosed``.
+
+    ``diagnosed`` holds (node, pattern id) pairs a rule concluded; a pattern the knowledge
+    graph does not describe adds nothing (its symptoms are unknown).
+    """
+    out = dict(anomalies)
+    for node, pattern in diagnosed:
+        a = out.get(node)
+        symptoms = tuple(m for m, _ in patterns.get(pattern, ("", ()))[1])
+        if a is not None and symptoms:
+            out[node] = replace(a, diagnosed=tuple(dict.fromkeys((*a.diagnosed, *symptoms))))
     return out

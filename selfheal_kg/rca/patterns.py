@@ -15,6 +15,9 @@ from selfheal_kg.model import Signal
 
 ABSENT = "telemetry.absent"
 
+# {pattern id: (root-cause type, ((metric, direction), ...))}, as ``load_symptoms`` returns
+Patterns = Mapping[str, tuple[str, tuple[tuple[str, str], ...]]]
+
 
 @dataclass(frozen=True, slots=True)
 class PatternMatch:
@@ -44,7 +47,7 @@ def load_symptoms(store: KnowledgeStore) -> dict[str, tuple[str, tuple[tuple[str
 
 
 def match(
-    patterns: Mapping[str, tuple[str, tuple[tuple[str, str], ...]]],
+    patterns: Patterns,
     signals: Iterable[Signal],
     down: Iterable[str] = (),
 ) -> list[PatternMatch]:
@@ -75,4 +78,18 @@ def hints(matches: Iterable[PatternMatch]) -> dict[str, float]:
     for m in matches:
         strength = m.score * (1.0 - 0.5 ** len(m.matched))
         out[m.node] = max(out.get(m.node, 0.0), strength)
+    return out
+
+
+def diagnosis_hints(diagnosed: Iterable[tuple[str, str]], patterns: Patterns) -> dict[str, float]:
+    """Return ``{node: strength}`` for the (node, pattern id) pairs a rule concluded.
+
+    A conclusion is stronger than a bare match, and stronger the more symptoms corroborate
+    it: ``1 - 0.5 ** (n + 1)`` for a pattern of n symptoms (0.75 for HighLatency, 0.875 for
+    Overload or SlowQuery; a pattern the knowledge graph does not describe counts as one).
+    """
+    out: dict[str, float] = {}
+    for node, pattern in diagnosed:
+        n = max(1, len(patterns.get(pattern, ("", ()))[1]))
+        out[node] = max(out.get(node, 0.0), 1.0 - 0.5 ** (n + 1))
     return out

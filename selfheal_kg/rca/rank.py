@@ -21,21 +21,12 @@ onset     1 for the earliest onset, 0 for the latest, linear in between (1 if al
 evidence  the node's own anomaly score.
 hint      a pattern-match strength for the node, when supplied.
 
-``mode="traversal"`` ranks as the PetShop reference does (Hardt et al. 2023): a candidate is
-*explained* when one of its anomalous callees deviates in a metric family it deviates in too
-(latency explains latency, availability explains availability; an inferred node explains its
-callers). Unexplained candidates come first::
-
-    score = (unexplained + (0.80 evidence + 0.20 onset [+ 0.25 hint]) / (1 [+ 0.25])) / 2
-
-so every unexplained candidate outranks every explained one, and among equals the stronger,
-earlier, better-matching anomaly leads.
+``mode="traversal"`` ranks unexplained candidates first: see ``rca/traversal.py``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 
 import networkx as nx
 import numpy as np
@@ -43,34 +34,31 @@ import scipy.sparse as sp
 
 from selfheal_kg.errors import ConfigError
 from selfheal_kg.model import RootCause
+from selfheal_kg.rca.anomaly import (
+    DOWN,
+    INFERRED,
+    Anomaly,
+    calls_out,
+    first_calls_out,
+    metric_family,
+    outgoing_share,
+)
 from selfheal_kg.rca.graph import TopologySnapshot
+from selfheal_kg.rca.traversal import TRAVERSAL_WEIGHTS, Verdict, explains, traversal_components
+
+__all__ = [
+    "DOWN", "INFERRED", "MODES", "TRAVERSAL_WEIGHTS", "Anomaly", "explains", "metric_family",
+    "personalized_walk", "rank", "walk_matrix",
+]
 
 ALPHA = 0.85
 BETA = 0.15
 WEIGHTS = {"graph": 0.40, "onset": 0.10, "evidence": 0.50}
 HINT_WEIGHT = 0.25
-INFERRED = "inferred"
-TRAVERSAL_WEIGHTS = {"evidence": 0.80, "onset": 0.20}
+# a hidden callee is inferred only from callers whose outgoing calls slowed by at least this
+# share of their own slowdown (slow-leaf: queries 0.1 ms slower, answers 300 ms slower)
+MIN_OUTGOING_SHARE = 0.5
 MODES = ("walk", "traversal")
-
-
-@dataclass(frozen=True, slots=True)
-class Anomaly:
-    """What is known to be wrong at one node.
-
-    Attributes:
-        node: topology node name.
-        score: strength in [0, 1].
-        onset: earliest onset of its signals (epoch seconds).
-        evidence: ids of the signals behind it.
-        kinds: metric kinds that deviate (``latency``, ``errors``, ...).
-    """
-
-    node: str
-    score: float
-    onset: float
-    evidence: tuple[str, ...] = ()
-    kinds: tuple[str, ...] = ()
 
 
 def rank(
@@ -111,8 +99,9 @@ def rank(
         return []
     names = list(cands)
     sub = _subgraph(snap, names)
+    verdicts: list[Verdict] | None = None
     if mode == "traversal":
-        comps = _traversal_components(sub, names, cands, pattern_hints or {})
+        comps, verdicts = traversal_components(sub, names, cands, pattern_hints or {})
     else:
         comps = _components(sub, names, cands, target, pattern_hints or {})
     order = np.argsort(-comps["score"], kind="stable")[:top]
@@ -120,7 +109,8 @@ def rank(
     nx.relabel_nodes(graph, dict(enumerate(names)), copy=False)
     return [
         _root_cause(
-            k + 1, names[i], cands=cands, comps=comps, i=i, sub=graph, snap=snap, target=target
+            k + 1, names[i], cands=cands, comps=comps, i=i, sub=graph, snap=snap, target=target,
+            verdict=verdicts[i] if verdicts else None,
         )
         for k, i in enumerate(order.tolist())
     ]
@@ -150,25 +140,37 @@ def _candidates(
         if callers and all(c in cands for c in callers):
             if client_aware and not all(_calls_out(cands[c]) for c in callers):
                 continue
+            if not all(_accounts(cands[c]) for c in callers):
+                continue
             cands[name] = _infer(name, [cands[c] for c in callers])
     return cands
 
 
 def _calls_out(a: Anomaly) -> bool:
     """Whether the anomaly includes client-side (outgoing call) evidence."""
-    return any(".client." in k or k.startswith("client") for k in a.kinds)
+    return any(calls_out(k) for k in a.kinds)
+
+
+def _accounts(a: Anomaly) -> bool:
+    """Whether a caller's outgoing calls account for enough of its latency to blame a callee."""
+    share = outgoing_share(a)
+    return share is None or share >= MIN_OUTGOING_SHARE
 
 
 def _infer(name: str, callers: list[Anomaly]) -> Anomaly:
     """Return the anomaly of an unobserved node whose callers are all anomalous.
 
     Its score is the callers' mean discounted by n / (n + 1) for n callers: one anomalous
-    caller is weak evidence against a dependency, several agreeing callers are strong.
+    caller is weak evidence against a dependency, several agreeing callers are strong. No
+    discount when every caller's first symptom is on its outgoing calls (a database's
+    clients whose queries slowed before their answers did): that points at the callee.
     """
     evidence = tuple(dict.fromkeys(e for c in callers for e in c.evidence))
+    n = len(callers)
+    discount = 1.0 if all(first_calls_out(c) for c in callers) else n / (n + 1)
     return Anomaly(
         node=name,
-        score=float(np.mean([c.score for c in callers])) * len(callers) / (len(callers) + 1),
+        score=float(np.mean([c.score for c in callers])) * discount,
         onset=min(c.onset for c in callers),
         evidence=evidence,
         kinds=(INFERRED,),
@@ -234,65 +236,6 @@ def _components(
     return comps
 
 
-DOWN = "health.down"  # the kind of a node whose telemetry stopped (rca/evidence.py)
-
-
-def metric_family(metric: str) -> str:
-    """Return what ``metric`` measures: ``latency``, ``availability``, ``errors`` or its stem.
-
-    The stem is the name up to its first ``.`` (``requests.Sum`` → ``requests``).
-    """
-    name = metric.lower()
-    if any(w in name for w in ("availability", "success", "apdex")):
-        return "availability"
-    if any(w in name for w in ("error", "fault")):
-        return "errors"
-    if any(w in name for w in ("latency", "duration", "time", "p9")):
-        return "latency"
-    return name.split(".", 1)[0]
-
-
-def explains(callee: Anomaly, caller: Anomaly) -> bool:
-    """Whether an anomalous ``callee`` accounts for its ``caller``'s anomaly.
-
-    It does when they share a metric family, when either says nothing about its kinds, and
-    always when the callee is inferred (its evidence is its callers' own) or down (a dead
-    dependency explains errors, latency and lost traffic alike).
-    """
-    if INFERRED in callee.kinds or DOWN in callee.kinds or not callee.kinds or not caller.kinds:
-        return True
-    return not {metric_family(k) for k in callee.kinds}.isdisjoint(
-        metric_family(k) for k in caller.kinds
-    )
-
-
-def _traversal_components(
-    adj: sp.csr_matrix,
-    names: list[str],
-    cands: Mapping[str, Anomaly],
-    hints: Mapping[str, float],
-) -> dict[str, np.ndarray]:
-    """Return the traversal mode's components and score, aligned with ``names``."""
-    unexplained = np.array([
-        0.0 if any(explains(cands[names[j]], cands[n]) for j in adj[i].indices.tolist())
-        else 1.0
-        for i, n in enumerate(names)
-    ])
-    onset = np.array([cands[n].onset for n in names])
-    span = onset.max() - onset.min()
-    comps = {
-        "unexplained": unexplained,
-        "onset": 1 - (onset - onset.min()) / span if span > 0 else np.ones(len(names)),
-        "evidence": np.array([min(1.0, cands[n].score) for n in names]),
-    }
-    base = sum(TRAVERSAL_WEIGHTS[k] * comps[k] for k in TRAVERSAL_WEIGHTS)
-    if hints:
-        comps["hint"] = np.array([min(1.0, max(0.0, hints.get(n, 0.0))) for n in names])
-        base = (base + HINT_WEIGHT * comps["hint"]) / (1 + HINT_WEIGHT)
-    comps["score"] = np.asarray((unexplained + base) / 2)
-    return comps
-
-
 def _root_cause(
     rank_no: int,
     node: str,
@@ -303,17 +246,21 @@ def _root_cause(
     sub: nx.DiGraph,
     snap: TopologySnapshot,
     target: str | None,
+    verdict: Verdict | None = None,
 ) -> RootCause:
     """Build one ranked RootCause with its path and explanation."""
     a = cands[node]
+    components = {k: round(float(v[i]), 6) for k, v in comps.items() if k != "score"}
+    score = round(float(comps["score"][i]), 6)
+    numbers = ", ".join(f"{k} {v:.2f}" for k, v in components.items())
     return RootCause(
         node=node,
         rank=rank_no,
-        score=round(float(comps["score"][i]), 6),
+        score=score,
         path=_path(sub, snap, target, node),
         evidence=a.evidence,
-        explanation=_explain(node, a, sub),
-        components={k: round(float(v[i]), 6) for k, v in comps.items() if k != "score"},
+        explanation=f"{_explain(node, a, sub, verdict)} (score {score:.2f}: {numbers})",
+        components=components,
     )
 
 
@@ -333,13 +280,18 @@ def _path(
     return (node,)
 
 
-def _explain(node: str, a: Anomaly, sub: nx.DiGraph) -> str:
+def _explain(node: str, a: Anomaly, sub: nx.DiGraph, verdict: Verdict | None) -> str:
     """Return a one-line reason for the candidate."""
     deps = sorted(sub.successors(node)) if node in sub else []
     if INFERRED in a.kinds:
         callers = ", ".join(sorted(sub.predecessors(node)))
-        return f"{node} has no metrics of its own, but all its callers are anomalous ({callers})"
+        text = f"{node} has no metrics of its own, but all its callers are anomalous ({callers})"
+        return text if verdict is None or not verdict.explained else f"{text}; {verdict.reason}"
     what = ", ".join(a.kinds) or "metrics"
+    if a.diagnosed:
+        what += "; diagnosed symptoms " + ", ".join(a.diagnosed)
+    if verdict is not None:
+        return f"{node} is anomalous ({what}); {verdict.reason}"
     if deps:
         return f"{node} is anomalous ({what}); anomalous dependencies may explain it: " + ", ".join(
             deps

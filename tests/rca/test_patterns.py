@@ -73,3 +73,18 @@ def test_shipped_patterns_are_read_from_the_graph() -> None:
     got = load_symptoms(store)
     assert got["ServiceDown"][0] == "process-crash"
     assert ("http.server.error.ratio", "up") in got["HighErrorRate"][1]
+
+
+def test_a_conclusion_backed_by_more_symptoms_is_a_stronger_hint() -> None:
+    from selfheal_kg.rca.patterns import diagnosis_hints
+
+    patterns = {
+        "Overload": ("capacity", (("http.server.request.rate", "up"),
+                                  ("http.server.duration.mean", "up"))),
+        "HighLatency": ("saturation", (("http.server.duration.mean", "up"),)),
+    }
+    got = diagnosis_hints([("co", "HighLatency"), ("co", "Overload"), ("inv", "HighLatency"),
+                           ("x", "NotInTheGraph")], patterns)
+    assert got == {"co": 0.875, "inv": 0.75, "x": 0.75}
+    # stronger than the bare match of the same pattern's symptoms
+    assert hints([]) == {} and got["inv"] > 0.5
