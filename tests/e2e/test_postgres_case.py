@@ -32,11 +32,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
 WARMUP = 12.0
 DEADLINE = 60.0
-XFAIL = (
-    "flaky: in some runs RCA ranks the diagnosed caller (inventory) above the inferred "
-    "database (inventory-db); see tests/e2e/test_faults.py SLOW_QUERY_XFAIL"
-)
-
 
 @pytest.fixture
 def schema_dsn() -> Iterator[str]:
@@ -63,7 +58,6 @@ def wait_for(predicate: Callable[[], object], timeout: float, step: float = 0.5)
     return False
 
 
-@pytest.mark.xfail(strict=False, reason=XFAIL)
 def test_dropped_index_on_postgres_is_found_and_recreated(
     schema_dsn: str, tmp_path: Path
 ) -> None:
