@@ -88,11 +88,21 @@ class Incident:
 
     def pattern_at(self, node: str) -> str:
         """Return the pattern diagnosed at ``node`` by the highest-priority rule (the earliest
-        among equals), else the incident's first pattern."""
-        here = [d for d in self.diagnoses if d.node == node]
-        if not here:
-            return self.pattern
-        return max(here, key=lambda d: (d.priority, -d.at)).pattern
+        among equals); for a node without a diagnosis of its own (a hidden database RCA
+        inferred), the pattern of its nearest diagnosed caller on the root cause's path;
+        else the incident's first pattern."""
+        for hop in self._path_to(node):
+            here = [d for d in self.diagnoses if d.node == hop]
+            if here:
+                return max(here, key=lambda d: (d.priority, -d.at)).pattern
+        return self.pattern
+
+    def _path_to(self, node: str) -> list[str]:
+        """Return ``node``, then its callers on its root-cause path, nearest first."""
+        for rc in self.root_causes:
+            if rc.node == node and rc.path and rc.path[-1] == node:
+                return list(reversed(rc.path))
+        return [node]
 
 
 class IncidentBook:

@@ -72,8 +72,12 @@ ESCALATES = frozenset({"provider-outage"})
 PERSISTS = frozenset({"overload", "pool-exhaustion"})
 # faults whose repair adds instances: the show scales back in afterwards
 SCALES = frozenset({"overload", "bad-instance"})
-# the faults that work end to end, in the recommended order (see docs/demo.md)
-DEFAULT_FAULTS = ("bad-config", "provider-outage", "crash", "overload", "leak")
+# every fault of the issue, in an order that never hits one target twice in a row (each
+# target's action budget and backoff stay well clear; see docs/demo.md)
+DEFAULT_FAULTS = (
+    "bad-config", "crash", "provider-outage", "bad-instance", "slow-leaf", "overload",
+    "pool-exhaustion", "dropped-index", "leak",
+)
 APPROVER = "demo-operator"
 # A leak growing 0.5 % of the limit per second is predicted ~2 minutes ahead of the crash:
 # inside this horizon, so the restart comes well before it.
@@ -107,6 +111,9 @@ class FaultRun:
     rolled_back: bool = False
     outcome: Outcome | None = None
     incident: str | None = None
+    # the first telemetry export received after the injection: the earliest moment any
+    # detector could know (the floor of "detected after")
+    first_export_at: float | None = None
     done: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -265,7 +272,7 @@ def run_show(
         )
         time.sleep(warmup)
         for name in fault_names:
-            runs.append(_one_fault(name, shop, narrator, console, fault_timeout))
+            runs.append(_one_fault(name, shop, narrator, console, fault_timeout, runtime))
         _summary(console, runs, runtime)
     finally:
         # selfheal goes first: a shop shutting down is not an incident to heal
@@ -330,13 +337,15 @@ def approver(runtime: Runtime, delay: float = 1.0) -> Callable[[str], None]:
 
 
 def _one_fault(
-    name: str, shop: Shop, narrator: Narrator, console: Console, timeout: float
+    name: str, shop: Shop, narrator: Narrator, console: Console, timeout: float,
+    runtime: Runtime,
 ) -> FaultRun:
     target, expected = SCENARIOS[name]
     console.rule(f"fault: {name} on {target}")
     run = FaultRun(name, target, expected, injected_at=time.time())
     narrator.run = run
     injected = faults.inject(shop, name, target)
+    run.first_export_at = _first_export_after(runtime, run.injected_at, timeout=5.0)
     if not run.done.wait(timeout):
         console.print(f"[red]no outcome within {timeout:.0f} s[/]")
     narrator.run = None
@@ -347,6 +356,17 @@ def _one_fault(
         scale_in(shop, target, console)
     time.sleep(5.0)
     return run
+
+
+def _first_export_after(runtime: Runtime, t: float, timeout: float) -> float | None:
+    """Wait for the first OTLP export received after ``t``; return when it came (or None)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        seen = max(runtime.series.last_seen().values(), default=0.0)
+        if seen > t:
+            return seen
+        time.sleep(0.02)
+    return None
 
 
 def scale_in(shop: Shop, service: str, console: Console | None = None) -> None:
