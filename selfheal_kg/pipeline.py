@@ -84,6 +84,10 @@ class Settings:
     """Pipeline timings and switches."""
 
     group_wait: float = 2.0
+    # an incident no playbook applies to waits this long (from its opening) for more
+    # evidence before it is escalated: a stronger diagnosis may still come (a slow query
+    # diagnosed a tick after the latency it causes)
+    escalate_after: float = 6.0
     stale_after: float = 3.5
     dry_run: bool = False
     max_parallel: int = 4
@@ -309,9 +313,7 @@ class Pipeline:
         # A root another open incident is already repairing is not this incident's root.
         taken = {o.root for o in self.book.open_incidents() if o is not inc and o.root_causes}
         causes = _renumber([c for c in causes if c.node not in taken] or causes)
-        self.book.set_root_causes(inc, causes)
-        self.book.add_signals(inc, [s for s in self.active.values() if s.node in inc.nodes])
-        self._emit("rca", {"incident": inc, "causes": causes})
+        inc.root_causes = causes  # recorded below, once the decision stands
         target = inc.root
         pattern = inc.pattern_at(target)
         playbooks = self.knowledge.playbooks()
@@ -328,6 +330,11 @@ class Pipeline:
         )
         if self.knowledge.refine is not None:
             decision = self.knowledge.refine(decision, pattern)
+        if decision.chosen is None and start and now - inc.opened < self.settings.escalate_after:
+            return  # nothing applies yet: decide again on the next tick, with what came since
+        self.book.set_root_causes(inc, causes)
+        self.book.add_signals(inc, [s for s in self.active.values() if s.node in inc.nodes])
+        self._emit("rca", {"incident": inc, "causes": causes})
         self.book.set_decision(inc, decision, now)
         self._emit("decision", {"incident": inc, "decision": decision})
         if start:

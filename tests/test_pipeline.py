@@ -292,3 +292,31 @@ def test_a_leak_is_repaired_before_the_resource_runs_out(world: tuple) -> None: 
     assert inc["playbook"] == "restart-before-exhaustion"
     detail = records.incident_detail(store, inc["id"])
     assert "trend" in {s["detector"] for s in detail["signals"]}
+
+
+def test_nothing_applicable_waits_for_a_stronger_diagnosis_before_escalating(world: tuple) -> None:  # type: ignore[type-arg]
+    pipe, series, supervisor, clock, _store = world
+    nodes = ["gateway", "inventory"]
+    for k in range(20):
+        healthy_tick(series, clock, nodes, k)
+        pipe.tick()
+    # inventory's errors first: HighErrorRate, which nothing here can repair (no
+    # config_rollback executor) ...
+    pipe.submit(signals=[ext_signal("inventory", "http.server.error.ratio", clock.now())])
+    pipe.tick()
+    inc = pipe.book.open_incidents()[0]
+    # ... then it dies: ServiceDown, which restart-service repairs
+    undecided_after_group_wait = False
+    for _ in range(8):
+        t = clock.advance(1.0)
+        series.emit(t, "gateway", "http.server.request.rate", 20.0)
+        pipe.tick()
+        pipe.wait_idle()
+        if t - inc.opened > 2.0 and not supervisor.restarted:
+            # past the grouping wait, nothing applicable yet: not escalated, still waiting
+            undecided_after_group_wait = inc.decision is None
+    assert undecided_after_group_wait
+    assert supervisor.restarted == ["inventory"]
+    assert inc.decision is not None and inc.decision.chosen is not None
+    assert inc.decision.chosen.playbook == "restart-service"
+    assert inc.pattern_at("inventory") == "ServiceDown"
