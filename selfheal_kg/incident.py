@@ -140,13 +140,15 @@ class IncidentBook:
         now: float | None = None,
         absorb: float = 600.0,
         pattern: str | None = None,
+        deviating: Callable[[str], bool] | None = None,
     ) -> Incident | None:
         """Return the incident that already covers one of ``nodes``.
 
         An open incident covers its nodes; so does one escalated to a human less than
-        ``absorb`` seconds ago, for the same pattern at one of its diagnosed nodes: a symptom
-        that keeps flapping while a person looks at it is the same incident, not a new one each
-        time it fires.
+        ``absorb`` seconds ago, for the same pattern at one of its diagnosed nodes, while its
+        root still deviates (``deviating``; ``None``: assume it does): a symptom that keeps
+        flapping while a person looks at it is the same incident, not a new one each time it
+        fires — but once that root is calm again, a new fault is a new incident.
         """
         wanted = set(nodes)
         with self._lock:
@@ -158,7 +160,8 @@ class IncidentBook:
             for inc in self._closed.values():
                 recent = inc.closed is not None and now - inc.closed < absorb
                 same = {(d.pattern, d.node) for d in inc.diagnoses}
-                if inc.status is Status.ESCALATED and recent and any(
+                still = deviating is None or deviating(inc.root)
+                if inc.status is Status.ESCALATED and recent and still and any(
                     (pattern, n) in same for n in wanted
                 ):
                     return inc

@@ -262,7 +262,10 @@ class Pipeline:
             # its dependencies and callers, and whatever anomalous part of the topology it
             # touches: a leaf starved by a failing sibling belongs to the sibling's incident
             related = near(graph, d.node) | component_of(graph, {d.node}, anomalous)
-            inc = self.book.find_for(related, now, pattern=d.pattern)
+            inc = self.book.find_for(
+                related, now, pattern=d.pattern,
+                deviating=lambda n: any(s.node == n for s in self.active.values()),
+            )
             if inc is None:
                 inc = self.book.open(d, now)
                 self._emit("incident", {"incident": inc})

@@ -32,3 +32,29 @@ def test_a_hidden_root_takes_the_pattern_of_its_nearest_diagnosed_caller() -> No
     # a node with diagnoses of its own keeps them; one on no path falls back
     assert inc.pattern_at("pay") == "HighLatency"
     assert inc.pattern_at("nowhere") == "HighLatency"
+
+
+def test_an_escalated_incident_absorbs_its_flapping_symptoms_only_while_its_root_deviates() -> None:
+    from selfheal_kg.incident import IncidentBook, Status
+    from selfheal_kg.model import Outcome
+
+    class Quiet:
+        def add(self, triples: object) -> None:
+            pass
+
+        def status(self, incident_id: str, value: str) -> None:
+            pass
+
+    book = IncidentBook(Quiet())  # type: ignore[arg-type]
+    inc = book.open(diag("HighErrorRate", "pay", 1.0, 80), 1.0)
+    book.attach(inc, diag("HighErrorRate", "co", 1.0, 80))
+    book.close(inc, Outcome(inc.id, False, None, "escalate"), 2.0, Status.ESCALATED)
+    # the provider still fails: checkout's errors flapping again belong to that incident
+    still = book.find_for({"co"}, 10.0, pattern="HighErrorRate", deviating=lambda n: True)
+    assert still is inc
+    # the provider is back: new errors at checkout are a new fault
+    assert book.find_for({"co"}, 10.0, pattern="HighErrorRate",
+                         deviating=lambda n: False) is None
+    # another pattern, or long after, is never absorbed
+    assert book.find_for({"co"}, 10.0, pattern="HighLatency", deviating=lambda n: True) is None
+    assert book.find_for({"co"}, 900.0, pattern="HighErrorRate", deviating=lambda n: True) is None

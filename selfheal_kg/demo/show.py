@@ -79,6 +79,11 @@ DEFAULT_FAULTS = (
     "pool-exhaustion", "dropped-index", "leak",
 )
 APPROVER = "demo-operator"
+# the shipped rules diagnose a node at most once per 15 s (their throttle), plus a margin
+RULE_THROTTLE = 16.0
+CALM_METRICS = frozenset({
+    "http.server.error.ratio", "http.server.duration.mean", "http.server.request.rate",
+})
 # A leak growing 0.5 % of the limit per second is predicted ~2 minutes ahead of the crash:
 # inside this horizon, so the restart comes well before it.
 TREND_HORIZON = 300.0
@@ -139,6 +144,7 @@ class Narrator:
         self.console = console
         self.run: FaultRun | None = None
         self.approve = approve
+        self.last_diagnosis = 0.0
         self._lock = threading.Lock()
 
     def __call__(self, kind: str, payload: dict[str, object]) -> None:
@@ -175,6 +181,7 @@ class Narrator:
         d = p["diagnosis"]
         assert isinstance(d, Diagnosis)
         run.diagnosed_at = run.diagnosed_at or time.time()
+        self.last_diagnosis = time.time()
         return f"[magenta]diagnosis[/] {d.pattern} at {d.node} (rule {d.rule})"
 
     def _on_rca(self, p: dict[str, object], run: FaultRun) -> str:
@@ -354,8 +361,26 @@ def _one_fault(
         console.print(f"[dim]the fault on {target} was reverted (a repair works around it)[/dim]")
     if name in SCALES:
         scale_in(shop, target, console)
-    time.sleep(5.0)
+    _settle(runtime, narrator, console)
     return run
+
+
+def _settle(runtime: Runtime, narrator: Narrator, console: Console, timeout: float = 60.0) -> None:
+    """Wait until the shop is calm again before the next fault.
+
+    Calm: no open incident, no active signal on what the rules diagnose from (errors,
+    latency, request rate: a tail-latency wobble does not count), and the rules' throttle
+    window (15 s per node) passed since the last diagnosis — a new fault's symptoms must not
+    be taken for the tail of the previous one, nor be swallowed by a throttle it left.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        loud = [s for s in runtime.pipeline.active.values() if s.metric in CALM_METRICS]
+        calm = not runtime.book.open_incidents() and not loud
+        if calm and time.time() - narrator.last_diagnosis > RULE_THROTTLE:
+            return
+        time.sleep(0.5)
+    console.print(f"[yellow]not calm after {timeout:.0f} s; going on[/]")
 
 
 def _first_export_after(runtime: Runtime, t: float, timeout: float) -> float | None:
