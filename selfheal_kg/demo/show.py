@@ -278,7 +278,9 @@ def run_show(
             f"learning the baseline for {warmup:.0f} s"
         )
         time.sleep(warmup)
-        for name in fault_names:
+        for i, name in enumerate(fault_names):
+            if i:
+                _settle(runtime, narrator, console)
             runs.append(_one_fault(name, shop, narrator, console, fault_timeout, runtime))
         _summary(console, runs, runtime)
     finally:
@@ -361,7 +363,6 @@ def _one_fault(
         console.print(f"[dim]the fault on {target} was reverted (a repair works around it)[/dim]")
     if name in SCALES:
         scale_in(shop, target, console)
-    _settle(runtime, narrator, console)
     return run
 
 
