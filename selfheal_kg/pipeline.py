@@ -13,6 +13,7 @@ did in the incidents graph through the incident book.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -214,6 +215,7 @@ class Pipeline:
                 "direction": s.direction,
                 "score": float(s.score),
                 "onset": float(s.onset),
+                "change": relative_change(s.value, s.baseline),
             }
             firings += self.engine.assert_fact(Fact(s.id, "signal", attrs, now))
         for s in report.cleared:
@@ -413,3 +415,18 @@ class Pipeline:
 
 def _renumber(causes: list[RootCause]) -> list[RootCause]:
     return [replace(c, rank=i) for i, c in enumerate(causes, start=1)]
+
+
+#: the relative change reported for a deviation from a zero baseline (a ratio that was 0)
+FROM_ZERO = 1e6
+
+
+def relative_change(value: float, baseline: float) -> float:
+    """Return (value - baseline) / |baseline|: -1.0 is a fall to zero, +1.0 a doubling.
+
+    From a zero baseline any rise is ``FROM_ZERO`` (a fall is impossible): finite, so rules
+    and JSON can compare it.
+    """
+    if baseline == 0.0:
+        return 0.0 if value == 0.0 else math.copysign(FROM_ZERO, value)
+    return max(-FROM_ZERO, min(FROM_ZERO, (value - baseline) / abs(baseline)))

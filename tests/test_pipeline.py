@@ -320,3 +320,12 @@ def test_nothing_applicable_waits_for_a_stronger_diagnosis_before_escalating(wor
     assert inc.decision is not None and inc.decision.chosen is not None
     assert inc.decision.chosen.playbook == "restart-service"
     assert inc.pattern_at("inventory") == "ServiceDown"
+
+
+def test_relative_change_of_a_signal() -> None:
+    from selfheal_kg.pipeline import FROM_ZERO, relative_change
+
+    assert relative_change(0.0, 20.0) == -1.0  # a collapse to nothing
+    assert relative_change(4.0, 10.0) == pytest.approx(-0.6)  # load falling back
+    assert relative_change(1.0, 0.0) == FROM_ZERO  # an error ratio that was 0
+    assert relative_change(0.0, 0.0) == 0.0

@@ -18,7 +18,7 @@ OPS: tuple[Op, ...] = ("==", "!=", "<", "<=", ">", ">=", "in", "matches")
 
 #: Fields a rule may test, per fact type (``id`` and ``type`` are on every fact).
 FACT_FIELDS: dict[str, frozenset[str]] = {
-    "signal": frozenset({"node", "metric", "detector", "direction", "score", "onset"}),
+    "signal": frozenset({"node", "metric", "detector", "direction", "score", "onset", "change"}),
     "health": frozenset({"node", "status", "source"}),
     "alert": frozenset({"node", "alertname", "severity"}),
     "calls": frozenset({"caller", "callee"}),

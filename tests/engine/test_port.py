@@ -62,7 +62,8 @@ def test_shipped_rules_fire(engine_cls: type[EngineCore]) -> None:
     got += engine.assert_fact(signal("s1", "cart", "http.server.error.ratio"))
     got += engine.assert_fact(signal("s2", "search", "http.server.duration.mean"))
     got += engine.assert_fact(
-        signal("s3", "auth", "http.server.request.rate", direction="down", score=0.85)
+        signal("s3", "auth", "http.server.request.rate", direction="down", score=0.85,
+               change=-1.0)
     )
     pairs = {(f.params["pattern"], f.params["node"]) for f in got}
     assert pairs == {
