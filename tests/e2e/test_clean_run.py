@@ -1,7 +1,8 @@
 """End to end: a clean run of the demo shop under steady load makes selfheal do nothing.
 
-Two minutes of Poisson load on the live shop with every executor of the demo in place: no action may be executed and no incident
-may be waiting for approval; the graph is read through ``/sparql``.
+Two minutes of Poisson load on the live shop with every executor of the demo in place: no
+action may be executed and no incident may be waiting for approval; the graph is read through
+``/sparql``.
 """
 
 from __future__ import annotations
