@@ -27,7 +27,7 @@ node inherits its strongest caller's hint (its evidence is theirs).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -125,13 +125,19 @@ def _inferred_collateral(
     out: list[Verdict], csc: sp.csc_matrix, names: list[str], cands: Mapping[str, Anomaly]
 ) -> list[Verdict]:
     """Mark an inferred node collateral when every caller it was inferred from is."""
-    for i, name in enumerate(names):
-        callers = csc[:, i].indices.tolist()
-        if INFERRED in cands[name].kinds and callers and all(
-            out[j].reason.startswith("collateral") for j in callers
-        ):
+    for i, _name, callers in _inferred(csc, names, cands):
+        if callers and all(out[j].reason.startswith("collateral") for j in callers):
             out[i] = Verdict(True, "collateral: every caller it is inferred from is collateral")
     return out
+
+
+def _inferred(
+    csc: sp.csc_matrix, names: list[str], cands: Mapping[str, Anomaly]
+) -> Iterator[tuple[int, str, list[int]]]:
+    """Each node inferred from its callers: its index, name and its callers' indices."""
+    for i, name in enumerate(names):
+        if INFERRED in cands[name].kinds:
+            yield i, name, csc[:, i].indices.tolist()
 
 
 def inherited_hints(
@@ -142,11 +148,9 @@ def inherited_hints(
 ) -> dict[str, float]:
     """Return ``hints`` with each inferred node given its strongest caller's hint."""
     out = dict(hints)
-    csc = adj.tocsc()
-    for i, name in enumerate(names):
-        if INFERRED in cands[name].kinds:
-            got = [hints.get(names[j], 0.0) for j in csc[:, i].indices.tolist()]
-            out[name] = max([out.get(name, 0.0), *got])
+    for _i, name, callers in _inferred(adj.tocsc(), names, cands):
+        got = [hints.get(names[j], 0.0) for j in callers]
+        out[name] = max([out.get(name, 0.0), *got])
     return out
 
 

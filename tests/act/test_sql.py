@@ -6,7 +6,6 @@ own uniquely named table and drops it afterwards.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -141,11 +140,10 @@ def test_is_an_executor(ex: SqlExecutor) -> None:
 
 
 @pytest.fixture
-def pg() -> Iterator[tuple[SqlExecutor, str, Any]]:
-    dsn = os.environ.get("SELFHEAL_PG_DSN")
-    if not dsn:
-        pytest.skip("SELFHEAL_PG_DSN is not set: no PostgreSQL server to test against")
+def pg(pg_dsn: str) -> Iterator[tuple[SqlExecutor, str, Any]]:
     import psycopg
+
+    dsn = pg_dsn
 
     table = f"orders_{uuid.uuid4().hex[:8]}"
     conn = psycopg.connect(dsn, autocommit=True)

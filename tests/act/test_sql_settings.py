@@ -6,7 +6,6 @@ Skipped without SELFHEAL_PG_DSN. The tests change settings of the test database 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,16 +20,8 @@ pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-def dsn() -> str:
-    value = os.environ.get("SELFHEAL_PG_DSN")
-    if not value:
-        pytest.skip("SELFHEAL_PG_DSN is not set: no PostgreSQL server to test against")
-    return value
-
-
-@pytest.fixture
-def ex(dsn: str) -> Iterator[SqlExecutor]:
-    executor = SqlExecutor({"pgdb": SqlDatabase("postgresql", dsn)})
+def ex(pg_dsn: str) -> Iterator[SqlExecutor]:
+    executor = SqlExecutor({"pgdb": SqlDatabase("postgresql", pg_dsn)})
     saved = [executor.snapshot("sql_setting", "pgdb", {"name": n, "value": v})
              for n, v in (("work_mem", "4MB"), ("effective_cache_size", "1GB"))]
     yield executor
@@ -39,15 +30,15 @@ def ex(dsn: str) -> Iterator[SqlExecutor]:
     executor.close()
 
 
-def new_session_value(dsn: str, name: str) -> str:
+def new_session_value(pg_dsn: str, name: str) -> str:
     """Return what a freshly opened session sees for ``name``."""
-    with psycopg.connect(dsn) as conn:
+    with psycopg.connect(pg_dsn) as conn:
         row: Any = conn.execute("SELECT current_setting(%s)", (name,)).fetchone()
         return str(row[0])
 
 
 def test_new_sessions_see_the_change_and_restore_puts_a_set_value_back(
-    ex: SqlExecutor, dsn: str
+    ex: SqlExecutor, pg_dsn: str
 ) -> None:
     ex.execute("sql_setting", "pgdb", {"name": "work_mem", "value": "3MB"})
     params = {"name": "work_mem", "value": "24MB"}
@@ -55,24 +46,24 @@ def test_new_sessions_see_the_change_and_restore_puts_a_set_value_back(
     assert point == {"setting": "work_mem", "value": "3MB"}
     report = ex.execute("sql_setting", "pgdb", params)
     assert report.ok and "new sessions" in report.detail
-    assert new_session_value(dsn, "work_mem") == "24MB"
+    assert new_session_value(pg_dsn, "work_mem") == "24MB"
     assert ex.snapshot("sql_setting", "pgdb", params)["value"] == "24MB"
     assert ex.restore("pgdb", point).ok
-    assert new_session_value(dsn, "work_mem") == "3MB"
+    assert new_session_value(pg_dsn, "work_mem") == "3MB"
 
 
-def test_restore_of_an_unset_value_resets_it(ex: SqlExecutor, dsn: str) -> None:
+def test_restore_of_an_unset_value_resets_it(ex: SqlExecutor, pg_dsn: str) -> None:
     params = {"name": "effective_cache_size", "value": "1GB"}
     ex.restore("pgdb", {"setting": "effective_cache_size", "value": UNSET})
-    default = new_session_value(dsn, "effective_cache_size")
+    default = new_session_value(pg_dsn, "effective_cache_size")
     assert default != "1GB"  # the server's own value, or the change below proves nothing
     point = ex.snapshot("sql_setting", "pgdb", params)
     assert point == {"setting": "effective_cache_size", "value": UNSET}
     ex.execute("sql_setting", "pgdb", params)
-    assert new_session_value(dsn, "effective_cache_size") == "1GB"
+    assert new_session_value(pg_dsn, "effective_cache_size") == "1GB"
     report = ex.restore("pgdb", point)
     assert report.ok and "reset" in report.detail
-    assert new_session_value(dsn, "effective_cache_size") == default
+    assert new_session_value(pg_dsn, "effective_cache_size") == default
     assert ex.snapshot("sql_setting", "pgdb", params)["value"] == UNSET
 
 
@@ -90,18 +81,18 @@ def test_restore_of_an_unset_value_resets_it(ex: SqlExecutor, dsn: str) -> None:
     ],
 )
 def test_hostile_settings_are_refused_and_change_nothing(
-    ex: SqlExecutor, dsn: str, params: dict[str, Any], reason: str
+    ex: SqlExecutor, pg_dsn: str, params: dict[str, Any], reason: str
 ) -> None:
     ex.execute("sql_setting", "pgdb", {"name": "work_mem", "value": "3MB"})
     with pytest.raises(UnsafeParameter, match=reason):
         ex.execute("sql_setting", "pgdb", params)
-    assert new_session_value(dsn, "work_mem") == "3MB"
+    assert new_session_value(pg_dsn, "work_mem") == "3MB"
     with pytest.raises(UnsafeParameter, match="is not one of"):
         ex.restore("pgdb", {"setting": "shared_buffers", "value": UNSET})
 
 
-def test_restore_puts_back_a_value_beyond_the_repair_bounds(ex: SqlExecutor, dsn: str) -> None:
-    with psycopg.connect(dsn, autocommit=True) as conn:  # as a DBA might have set it
+def test_restore_puts_back_a_value_beyond_the_repair_bounds(ex: SqlExecutor, pg_dsn: str) -> None:
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:  # as a DBA might have set it
         db = conn.execute("SELECT current_database()").fetchone()
         assert db is not None
         conn.execute(sql.SQL("ALTER DATABASE {} SET work_mem = '3 GB'").format(
@@ -110,6 +101,6 @@ def test_restore_puts_back_a_value_beyond_the_repair_bounds(ex: SqlExecutor, dsn
     assert point["value"] == "3 GB"
     ex.execute("sql_setting", "pgdb", {"name": "work_mem", "value": "64MB"})
     assert ex.restore("pgdb", point).ok
-    assert new_session_value(dsn, "work_mem") == "3GB"
+    assert new_session_value(pg_dsn, "work_mem") == "3GB"
     with pytest.raises(UnsafeParameter, match="not plain"):
         ex.restore("pgdb", {"setting": "work_mem", "value": "1'; DROP TABLE x; --"})

@@ -5,16 +5,13 @@ SQLite always; PostgreSQL too when SELFHEAL_PG_DSN is set (in a schema of its ow
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 
 from selfheal_kg.act.registry import by_action
 from selfheal_kg.act.sql import SqlDatabase, SqlExecutor, suggest_index
@@ -40,19 +37,9 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlDatabase]:
         init_sqlite(path)
         yield SqlDatabase("sqlite", str(path))
         return
-    dsn = os.environ.get("SELFHEAL_PG_DSN")
-    if not dsn:
-        pytest.skip("SELFHEAL_PG_DSN is not set: no PostgreSQL server to test against")
-    schema = f"shk_demo_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        scoped = make_conninfo(dsn, options=f"-c search_path={schema}")
-        init_postgres(scoped)
-        yield SqlDatabase("postgresql", scoped)
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    scoped = request.getfixturevalue("pg_schema_dsn")
+    init_postgres(scoped)
+    yield SqlDatabase("postgresql", scoped)
 
 
 def test_the_fault_drops_the_index_and_grows_the_table(db: SqlDatabase) -> None:

@@ -4,28 +4,16 @@ from __future__ import annotations
 
 import json
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from support import http_status
 
 from selfheal_kg.demo import faults
 from selfheal_kg.demo.shop import Shop
 from selfheal_kg.errors import UnsafeParameter
-
-
-def status_of(url: str) -> int:
-    """GET ``url`` and return its status code."""
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            resp.read()
-            return int(resp.status)
-    except urllib.error.HTTPError as exc:
-        exc.close()
-        return exc.code
 
 
 class _Sink(BaseHTTPRequestHandler):
@@ -63,14 +51,14 @@ def _start(shop: Shop, name: str) -> None:
 def test_pool_exhaustion_holds_the_whole_pool_and_revert_gives_it_back(shop: Shop) -> None:
     _start(shop, "inventory")
     url = shop.url("inventory")
-    assert status_of(url) == 200
+    assert http_status(url) == 200
     injected = faults.inject(shop, "pool-exhaustion", "inventory")
     assert injected.params == {"held_connections": 8}  # the configured pool size
     assert faults.admin_fault(shop, "inventory")["held_connections"] == 8
-    assert status_of(url) == 503
+    assert http_status(url) == 503
     faults.revert(shop, injected)
     assert faults.admin_fault(shop, "inventory")["held_connections"] == 0
-    assert status_of(url) == 200
+    assert http_status(url) == 200
 
 
 def test_pool_exhaustion_follows_the_configured_size_and_checks_its_parameter(
@@ -95,7 +83,7 @@ def test_bad_instance_fails_the_last_declared_instance_only(shop: Shop) -> None:
     assert injected.params["url"] == instance_url != shop.url("checkout")
     state = faults.admin_fault_at(instance_url, "checkout-2")
     assert state["error_rate"] == 1.0
-    assert status_of(instance_url) == 500
+    assert http_status(instance_url) == 500
     faults.revert(shop, injected)
     assert faults.admin_fault_at(instance_url, "checkout-2")["error_rate"] == 0.0
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import http_status
 
 from selfheal_kg.act.process import ProcessSpec, ProcessSupervisor
 from selfheal_kg.clock import SystemClock
@@ -92,18 +93,8 @@ def balancer(tmp_path: Path) -> Iterator[str]:
             server.server_close()
 
 
-def _get(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            resp.read()
-            return int(resp.status)
-    except urllib.error.HTTPError as exc:
-        exc.close()
-        return exc.code
-
-
 def test_the_balancer_reports_errors_per_backend(balancer: str) -> None:
-    answers = [_get(balancer + "work") for _ in range(60)]
+    answers = [http_status(balancer + "work") for _ in range(60)]
     with urllib.request.urlopen(balancer + "admin/lb", timeout=5) as resp:
         view = json.loads(resp.read())
     assert set(view) == {"weights", "backends", "stats"}

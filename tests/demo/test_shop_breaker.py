@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import sys
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from support import http_json
 
 from selfheal_kg.act.http import AdminApiExecutor
 from selfheal_kg.act.process import ProcessSpec, ProcessSupervisor
@@ -61,17 +60,6 @@ def test_bad_breaker_changes_are_refused_naming_the_problem(
     assert breakers.view() == {"state": {"payment": "closed"}}
 
 
-def request(url: str, body: bytes | None = None) -> tuple[int, dict[str, Any]]:
-    """GET (or POST the raw ``body``) and return the status and the JSON answer."""
-    req = urllib.request.Request(url, data=body, method="GET" if body is None else "POST")
-    try:
-        with urllib.request.urlopen(req, timeout=5) as resp:
-            return int(resp.status), json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code, json.loads(exc.read())
-
-
 @pytest.fixture
 def checkout(tmp_path: Path) -> Iterator[str]:
     """A real checkout service whose peer ``payment`` points at a port nobody listens on."""
@@ -92,15 +80,15 @@ def checkout(tmp_path: Path) -> Iterator[str]:
 
 
 def test_an_open_breaker_answers_from_the_fallback_without_calling_the_peer(checkout: str) -> None:
-    assert request(checkout)[0] == 502, "the peer is down: a closed breaker calls it and fails"
-    assert request(checkout + "admin/breaker") == (200, {"state": {"payment": "closed"}})
+    assert http_json(checkout)[0] == 502, "the peer is down: a closed breaker calls it and fails"
+    assert http_json(checkout + "admin/breaker") == (200, {"state": {"payment": "closed"}})
     opened = json.dumps({"peer": "payment", "state": "open"}).encode()
-    assert request(checkout + "admin/breaker", opened) == (200, {"state": {"payment": "open"}})
-    assert request(checkout) == (
+    assert http_json(checkout + "admin/breaker", opened) == (200, {"state": {"payment": "open"}})
+    assert http_json(checkout) == (
         200, {"service": "checkout", "error": None, "degraded": ["payment"]})
     closed = json.dumps({"peer": "payment", "state": "closed"}).encode()
-    assert request(checkout + "admin/breaker", closed)[0] == 200
-    assert request(checkout)[0] == 502, "closed again: the service calls its peer again"
+    assert http_json(checkout + "admin/breaker", closed)[0] == 200
+    assert http_json(checkout)[0] == 502, "closed again: the service calls its peer again"
 
 
 def test_the_admin_api_executor_trips_and_resets_the_breaker(checkout: str) -> None:
@@ -110,11 +98,11 @@ def test_the_admin_api_executor_trips_and_resets_the_breaker(checkout: str) -> N
         assert before == {"peer": "payment", "state": "closed"}
         report = executor.execute("breaker", "checkout", {"peer": "payment", "state": "open"})
         assert report.ok, report.detail
-        assert request(checkout)[0] == 200
+        assert http_json(checkout)[0] == 200
         assert executor.restore("checkout", before).ok
     finally:
         executor.close()
-    assert request(checkout + "admin/breaker")[1] == {"state": {"payment": "closed"}}
+    assert http_json(checkout + "admin/breaker")[1] == {"state": {"payment": "closed"}}
 
 
 def test_bad_admin_requests_are_refused_and_unknown_paths_are_not_found(checkout: str) -> None:
@@ -124,13 +112,13 @@ def test_bad_admin_requests_are_refused_and_unknown_paths_are_not_found(checkout
         (b"[not json", "Expecting value"),
         (b'["peer"]', "JSON object"),
     ]:
-        status, answer = request(checkout + "admin/breaker", body)
+        status, answer = http_json(checkout + "admin/breaker", body)
         assert status == 400 and reason in answer["error"], body
-    assert request(checkout + "admin/breakers")[0] == 404
-    assert request(checkout + "admin/breakers", b"{}")[0] == 404
-    status, answer = request(checkout + "admin/fault", b'{"held_connections": 1}')
+    assert http_json(checkout + "admin/breakers")[0] == 404
+    assert http_json(checkout + "admin/breakers", b"{}")[0] == 404
+    status, answer = http_json(checkout + "admin/fault", b'{"held_connections": 1}')
     assert status == 400 and "no database pool" in answer["error"]
-    assert request(checkout + "admin/breaker")[1] == {"state": {"payment": "closed"}}
+    assert http_json(checkout + "admin/breaker")[1] == {"state": {"payment": "closed"}}
 
 
 def test_the_degraded_answer_marks_its_server_span_and_the_gauge_shows_the_open_breaker() -> None:
@@ -152,7 +140,7 @@ def test_the_degraded_answer_marks_its_server_span_and_the_gauge_shows_the_open_
     try:
         url = f"http://127.0.0.1:{server.server_port}/"
         server.breakers.apply({"peer": "payment", "state": "open"})
-        assert request(url)[0] == 200
+        assert http_json(url)[0] == 200
         data = reader.get_metrics_data()
     finally:
         server.shutdown()

@@ -7,8 +7,6 @@ import os
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from support import http_json
 
 from selfheal_kg.act.process import ProcessSpec, ProcessSupervisor
 from selfheal_kg.clock import SystemClock
@@ -185,18 +184,6 @@ def _write(path: Path, doc: object) -> None:
     os.replace(tmp, path)
 
 
-def request(url: str, body: object | None = None) -> tuple[int, dict[str, Any]]:
-    """GET (or POST ``body`` as JSON) and return the status and the JSON answer."""
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method="GET" if data is None else "POST")
-    try:
-        with urllib.request.urlopen(req, timeout=5) as resp:
-            return int(resp.status), json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code, json.loads(exc.read())
-
-
 @pytest.fixture
 def inventory(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A real inventory service with an SQLite database and a pool of 2; its URL and config."""
@@ -222,18 +209,18 @@ def test_a_connection_leak_exhausts_the_pool_and_a_bigger_pool_heals_it_without_
     inventory: tuple[str, Path],
 ) -> None:
     url, config = inventory
-    assert request(url) == (200, {"service": "inventory", "error": None})
-    status, fault = request(url + "admin/fault", {"held_connections": 2})
+    assert http_json(url) == (200, {"service": "inventory", "error": None})
+    status, fault = http_json(url + "admin/fault", {"held_connections": 2})
     assert status == 200 and fault["held_connections"] == 2
-    assert request(url) == (503, {"service": "inventory", "error": "db: PoolTimeout"})
+    assert http_json(url) == (503, {"service": "inventory", "error": "db: PoolTimeout"})
     _write(config, {"currency": "EUR", "tax_rate": 0.2, "pool_size": 4})
-    assert wait_until(lambda: request(url)[0] == 200)
-    assert request(url + "admin/fault")[1]["held_connections"] == 2, "the leak is still there"
+    assert wait_until(lambda: http_json(url)[0] == 200)
+    assert http_json(url + "admin/fault")[1]["held_connections"] == 2, "the leak is still there"
     _write(config, {"currency": "EUR", "tax_rate": 0.2, "pool_size": 2})
-    assert wait_until(lambda: request(url)[0] == 503)
-    assert request(url + "admin/fault", {}) == (200, {
+    assert wait_until(lambda: http_json(url)[0] == 503)
+    assert http_json(url + "admin/fault", {}) == (200, {
         "latency_ms": 0.0, "error_rate": 0.0, "leak_per_s": 0.0, "held_connections": 0})
-    assert request(url)[0] == 200, "clearing the fault gives the connections back"
+    assert http_json(url)[0] == 200, "clearing the fault gives the connections back"
 
 
 def test_bad_held_connections_are_refused_naming_the_field(inventory: tuple[str, Path]) -> None:
@@ -243,6 +230,6 @@ def test_bad_held_connections_are_refused_naming_the_field(inventory: tuple[str,
         ({"held_connections": 1.5}, "integer"), ({"held_connections": "all"}, "number"),
         ({"held_connections": True}, "number"),
     ]:
-        status, answer = request(url + "admin/fault", body)
+        status, answer = http_json(url + "admin/fault", body)
         assert status == 400 and reason in answer["error"], body
-    assert request(url + "admin/fault")[1]["held_connections"] == 0
+    assert http_json(url + "admin/fault")[1]["held_connections"] == 0

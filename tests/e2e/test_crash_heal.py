@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support import wait_for
 
 from api.main import create_app
 from api.server import ServerThread
@@ -50,16 +51,6 @@ def sparql(url: str, query: str) -> list[dict[str, str]]:
     assert resp.status_code == 200, resp.text
     rows = resp.json()["results"]["bindings"]
     return [{k: v["value"] for k, v in row.items()} for row in rows]
-
-
-def wait_for(predicate: object, timeout: float, step: float = 0.5) -> bool:
-    assert callable(predicate)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return False
 
 
 def test_killed_service_is_found_restarted_and_verified(live: tuple[Shop, Runtime, str]) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support import wait_for
 
 from api.main import create_app
 from api.server import ServerThread
@@ -119,15 +120,6 @@ def sparql(url: str, query: str) -> list[dict[str, str]]:
     assert resp.status_code == 200, resp.text
     rows = resp.json()["results"]["bindings"]
     return [{k: v["value"] for k, v in row.items()} for row in rows]
-
-
-def wait_for(predicate: Callable[[], object], timeout: float, step: float = 0.5) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return False
 
 
 def run_fault(

@@ -16,12 +16,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from support import wait_for
 
 from selfheal_kg.demo.shop import free_port
 
@@ -93,7 +93,7 @@ class Setup:
         with (self.tmp / f"server{len(self.servers)}.log").open("ab") as log:
             proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         self.servers.append(proc)
-        assert wait_for(self.up, 30), self.log()
+        assert wait_for(self.up, 30, step=0.05), self.log()
         return proc
 
     def up(self) -> bool:
@@ -118,15 +118,6 @@ class Setup:
         return rows
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float, step: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return False
-
-
 @pytest.fixture
 def setup(tmp_path: Path) -> Iterator[Setup]:
     s = Setup(tmp_path)
@@ -145,13 +136,13 @@ def setup(tmp_path: Path) -> Iterator[Setup]:
 def test_sigkill_mid_step_is_recovered_without_repeating_the_step(setup: Setup) -> None:
     first = setup.serve()
     own = subprocess.Popen(setup.worker_argv, start_new_session=True)  # the test's worker
-    assert wait_for(setup.sees_worker, 20), setup.log()
+    assert wait_for(setup.sees_worker, 20, step=0.05), setup.log()
     own.kill()
     own.wait(timeout=5)
 
     # the server notices the silence, diagnoses ServiceDown and restarts the worker, which
     # takes 6 s to come up: the restart step is in flight when the server is killed
-    assert wait_for(lambda: len(setup.pids()) == 2, 30), setup.log()
+    assert wait_for(lambda: len(setup.pids()) == 2, 30, step=0.05), setup.log()
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
     orphan = setup.pids()[1]

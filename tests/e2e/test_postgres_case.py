@@ -6,16 +6,12 @@ own (``search_path`` in the conninfo the inventory and the SQL executor use), dr
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
+from support import wait_for
 
 from api.main import create_app
 from api.server import ServerThread
@@ -33,36 +29,11 @@ pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 WARMUP = 12.0
 DEADLINE = 60.0
 
-@pytest.fixture
-def schema_dsn() -> Iterator[str]:
-    """A conninfo whose ``search_path`` is a fresh schema, dropped afterwards."""
-    dsn = os.environ.get("SELFHEAL_PG_DSN")
-    if not dsn:
-        pytest.skip("SELFHEAL_PG_DSN is not set: no PostgreSQL server to test against")
-    schema = f"shk_e2e_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield make_conninfo(dsn, options=f"-c search_path={schema}")
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
-
-
-def wait_for(predicate: Callable[[], object], timeout: float, step: float = 0.5) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return False
-
-
 def test_dropped_index_on_postgres_is_found_and_recreated(
-    schema_dsn: str, tmp_path: Path
+    pg_schema_dsn: str, tmp_path: Path
 ) -> None:
     port = free_port()
-    shop = Shop(f"http://127.0.0.1:{port}", tmp_path / "shop", db_dsn=schema_dsn)
+    shop = Shop(f"http://127.0.0.1:{port}", tmp_path / "shop", db_dsn=pg_schema_dsn)
     executors = shop_executors(shop)
     runtime = Runtime(demo_config(shop, port, tick_seconds=0.5), executors=by_action(executors))
     closed: dict[str, tuple[Incident, Outcome]] = {}

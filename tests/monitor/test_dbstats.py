@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import psycopg
@@ -90,24 +89,16 @@ def test_sqlite_and_unreachable_databases_are_reported_not_raised() -> None:
 
 
 @pytest.fixture
-def dsn() -> str:
-    value = os.environ.get("SELFHEAL_PG_DSN")
-    if not value:
-        pytest.skip("SELFHEAL_PG_DSN is not set: no PostgreSQL server to test against")
-    return value
-
-
-@pytest.fixture
-def poller(dsn: str) -> Iterator[tuple[DbStatsPoller, FakeClock]]:
+def poller(pg_dsn: str) -> Iterator[tuple[DbStatsPoller, FakeClock]]:
     clock = FakeClock()
-    p = DbStatsPoller({"shop-db": dsn}, clock)
+    p = DbStatsPoller({"shop-db": pg_dsn}, clock)
     yield p, clock
     p.close()
 
 
-def _spill_a_sort(dsn: str) -> None:
+def _spill_a_sort(pg_dsn: str) -> None:
     """Sort more than a 64kB work_mem holds (it spills to a temp file); publish the counts."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute("SET work_mem = '64kB'")
         conn.execute("SELECT count(*) FROM (SELECT g FROM generate_series(1, 200000) g"
                      " ORDER BY g DESC OFFSET 1) s")
@@ -116,11 +107,11 @@ def _spill_a_sort(dsn: str) -> None:
 
 @pytest.mark.postgres
 def test_real_sort_spill_gives_a_temp_rate_and_a_hit_ratio(
-    dsn: str, poller: tuple[DbStatsPoller, FakeClock]
+    pg_dsn: str, poller: tuple[DbStatsPoller, FakeClock]
 ) -> None:
     p, clock = poller
     assert p.poll() == []  # first reading: the baseline
-    _spill_a_sort(dsn)
+    _spill_a_sort(pg_dsn)
     clock.advance(10.0)
     values = _values(p.poll())
     assert not p.errors
@@ -130,9 +121,9 @@ def test_real_sort_spill_gives_a_temp_rate_and_a_hit_ratio(
 
 
 @pytest.mark.postgres
-def test_poll_due_waits_for_the_period(dsn: str) -> None:
+def test_poll_due_waits_for_the_period(pg_dsn: str) -> None:
     clock = FakeClock()
-    p = DbStatsPoller({"shop-db": dsn, "lite": "/tmp/x.db"}, clock, period=10.0)
+    p = DbStatsPoller({"shop-db": pg_dsn, "lite": "/tmp/x.db"}, clock, period=10.0)
     assert p.targets == ("shop-db",)
     assert p.poll_due() == []  # due at once: the baseline reading
     clock.advance(5.0)
@@ -145,7 +136,7 @@ def test_poll_due_waits_for_the_period(dsn: str) -> None:
 
 @pytest.mark.postgres
 def test_real_reconnect_after_a_lost_connection(
-    dsn: str, poller: tuple[DbStatsPoller, FakeClock]
+    pg_dsn: str, poller: tuple[DbStatsPoller, FakeClock]
 ) -> None:
     p, clock = poller
     p.poll()
@@ -157,16 +148,16 @@ def test_real_reconnect_after_a_lost_connection(
 
 @pytest.mark.postgres
 def test_real_stats_reset_only_sets_the_baseline(
-    dsn: str, poller: tuple[DbStatsPoller, FakeClock]
+    pg_dsn: str, poller: tuple[DbStatsPoller, FakeClock]
 ) -> None:
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
         allowed = conn.execute("SELECT has_function_privilege('pg_stat_reset()', 'EXECUTE')"
                                ).fetchone()
         if not (allowed and allowed[0]):
             pytest.skip("the test role may not run pg_stat_reset() (superuser or a GRANT needed)")
         p, clock = poller
         p.poll()
-        _spill_a_sort(dsn)
+        _spill_a_sort(pg_dsn)
         conn.execute("SELECT pg_stat_reset()")
         clock.advance(10.0)
         assert p.poll() == []  # the reset interval yields nothing, not a negative rate
