@@ -326,7 +326,14 @@ def test_shop_end_to_end(collector: tuple[str, Received], tmp_path: Path) -> Non
         for name, resource in resources.items():
             assert resource["service.namespace"] == "shop"
             assert resource["deployment.environment.name"] == "demo"
-            assert resource["service.instance.id"].startswith(name + "-")
+            # a single instance is ``<name>-<random>``; a replica is its balancer member's
+            # name (``checkout``, ``checkout-2``), so the balancer's statistics and the
+            # telemetry name the same instance
+            instance = resource["service.instance.id"]
+            if name in shop.replica_sets:
+                assert instance in shop.replica_sets[name].members(), instance
+            else:
+                assert instance.startswith(name + "-") and len(instance) > len(name) + 1
         assert {"gateway", "frontend", "checkout"} <= set(
             metric_services(received, "http.client.request.duration")
         )
@@ -379,7 +386,9 @@ def check_bad_config(shop: Shop) -> None:
     config = ConfigFileExecutor(shop.config_files())
     assert config.versions("checkout") == [1]
     assert config.execute("config_rollback", "checkout", {}).ok
-    assert wait_until(lambda: http_get(shop.entry_url(), 3.0), 5.0)
+    # each of checkout's two instances re-reads the file on its own (at most every 0.2 s):
+    # healed when answers through both succeed in a row, not when the first one does
+    assert wait_until(lambda: all(http_get(shop.entry_url(), 3.0) for _ in range(4)), 5.0)
     assert shop.supervisor.pid("checkout") == pid
     faults.revert(shop, injected)  # idempotent after the rollback
     assert json.loads(shop.config_file("checkout").read_text())["tax_rate"] == 0.2
