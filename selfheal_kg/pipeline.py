@@ -23,6 +23,7 @@ from typing import Protocol
 import networkx as nx
 
 from selfheal_kg.act.heal import Healer
+from selfheal_kg.act.release import Level
 from selfheal_kg.act.repairs import PlaybookFull, RepairFlow
 from selfheal_kg.act.safety import SafetyGate
 from selfheal_kg.clock import Clock
@@ -124,6 +125,7 @@ class Pipeline:
         gate: SafetyGate | None = None,
         alerts: AlertManager | None = None,
         trend: DetectorLike | None = None,
+        level: Level | None = None,
     ) -> None:
         self.clock = clock
         self.series = series
@@ -155,6 +157,7 @@ class Pipeline:
             emit=self._emit,
             dry_run=settings.dry_run,
             max_parallel=settings.max_parallel,
+            level=level,
         )
 
     # -- stages -------------------------------------------------------------------------

@@ -144,6 +144,7 @@ class Runtime:
                 dry_run=config.dry_run,
             ),
             alerts=self.alerts,
+            level=self.series.level,
             trend=Trend(horizon=config.trend_horizon_seconds),
         )
         # repairs in topology order; on disk, a step journal beside the store and recovery

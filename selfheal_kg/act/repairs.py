@@ -13,6 +13,9 @@
                       │ step failed → rolled back → failed
                       ▼
                    verifying ─► criteria hold → resolved;  deadline passed → rollback → failed
+                      │
+                      ▼ (a playbook with a ``release`` condition: a temporary repair)
+                   held ─► trigger gone for long enough → its changes put back (release)
 
 After a crash, ``recover`` reloads the open incidents from the record and reconciles the
 journal (:mod:`selfheal_kg.act.recovery`, over ``selfheal_kg.act.journal``): a step whose
@@ -33,6 +36,7 @@ from selfheal_kg.act.executor import Executor
 from selfheal_kg.act.heal import PARTIAL, Healer, StepLike
 from selfheal_kg.act.journal import Journal, JournaledExecutor, JournalRun
 from selfheal_kg.act.plan import PlanItem, build_plan, plan_step_triples
+from selfheal_kg.act.release import Level, ReleaseLike, Releases
 from selfheal_kg.act.safety import Permit, Refusal, SafetyGate
 from selfheal_kg.act.verify import CriterionLike, LiveView, verify
 from selfheal_kg.clock import Clock
@@ -83,6 +87,7 @@ class RepairFlow:
         dry_run: bool = False,
         approval_ttl: float = 900.0,
         max_parallel: int = 4,
+        level: Level | None = None,
     ) -> None:
         self.clock = clock
         self.book = book
@@ -102,6 +107,10 @@ class RepairFlow:
         self._pool = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="heal")
         self._futures: list[Future[None]] = []
         self._lock = threading.Lock()
+        self.releases = Releases(
+            level=level, book=book, healer=healer, gate=gate, emit=emit,
+            submit=self._submit_work, clock_now=clock.now,
+        )
 
     # -- configuration ------------------------------------------------------------------
 
@@ -190,6 +199,13 @@ class RepairFlow:
                     self.escalate(inc, reason, now)
             elif inc.status is Status.VERIFYING:
                 self._verify(inc, now)
+        self.releases.tick(now, self._involved)
+
+    def _involved(self, target: str) -> bool:
+        """Whether an open incident involves ``target`` (a held repair of it stays meanwhile)."""
+        return any(
+            target in inc.nodes or target == inc.root for inc in self.book.open_incidents()
+        )
 
     # -- plan ---------------------------------------------------------------------------
 
@@ -257,6 +273,10 @@ class RepairFlow:
             self._futures.append(
                 self._pool.submit(self._heal, inc, pb, target, permit, dry, first, prior)
             )
+
+    def _submit_work(self, work: Callable[[], None]) -> None:
+        with self._lock:
+            self._futures.append(self._pool.submit(work))
 
     def refused(self, inc: Incident, refusal: Refusal, now: float) -> None:
         if refusal.escalate:
@@ -362,6 +382,9 @@ class RepairFlow:
                            f" active ({', '.join(inc.signals[s].metric for s in remaining)})")
             outcome = Outcome(inc.id, True, now, f"verified: {detail}")
             self.close_incident(inc, outcome, now, Status.RESOLVED)
+            release: ReleaseLike | None = getattr(pb, "release", None)
+            if release is not None:
+                self.releases.hold(inc, target, release, now)
         elif verdict.expired or verdict.regressed:
             self._release(inc, success=False)
             if pb is not None and pb.rollback:

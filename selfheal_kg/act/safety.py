@@ -12,6 +12,11 @@ an action that "works" but does not hold is repeated forever. The gate bounds th
   left quiet for ``window`` seconds starts again from the initial delay;
 * **concurrency**: at most ``max_concurrent`` healings at once across all targets.
 
+A *restoring* permit (``acquire(target, restoring=True)``: putting back what an earlier repair
+changed, e.g. releasing the extra instances of a scale-out once the load has fallen) takes the
+lock and a concurrency slot, but neither spends budget nor waits for the backoff, and its
+release leaves the backoff as it was: undoing a change is not a new attempt at healing.
+
 Refusals are values, not exceptions: the caller decides (wait, escalate, drop).
 """
 
@@ -35,6 +40,7 @@ class Permit:
     target: str
     token: int
     granted_at: float
+    restoring: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,20 +108,25 @@ class SafetyGate:
         self._tokens = itertools.count(1)
         self._lock = threading.Lock()
 
-    def acquire(self, target: str) -> Permit | Refusal:
-        """Return a permit to heal ``target`` now, or the reason it must not."""
+    def acquire(self, target: str, *, restoring: bool = False) -> Permit | Refusal:
+        """Return a permit to heal ``target`` now, or the reason it must not.
+
+        ``restoring``: the permit only puts back an earlier repair's change (lock and
+        concurrency apply; budget and backoff do not).
+        """
         with self._lock:
             now = self._clock.now()
             st = self._targets.setdefault(target, _TargetState())
             self._forget(st, now)
-            refusal = self._refusal(target, st, now)
+            refusal = self._refusal(target, st, now, restoring=restoring)
             if refusal is not None:
                 return refusal
             token = next(self._tokens)
             st.holder = token
-            st.attempts.append(now)
+            if not restoring:
+                st.attempts.append(now)
             self._active[token] = target
-            return Permit(target, token, now)
+            return Permit(target, token, now, restoring)
 
     def release(self, permit: Permit, success: bool) -> None:
         """End the healing of ``permit``; start the backoff before the next attempt.
@@ -129,6 +140,8 @@ class SafetyGate:
             del self._active[permit.token]
             st = self._targets[permit.target]
             st.holder = None
+            if permit.restoring:
+                return
             now = self._clock.now()
             if not success:
                 st.failures += 1
@@ -154,9 +167,13 @@ class SafetyGate:
             st.failures = 0
             st.next_allowed = float("-inf")
 
-    def _refusal(self, target: str, st: _TargetState, now: float) -> Refusal | None:
+    def _refusal(
+        self, target: str, st: _TargetState, now: float, *, restoring: bool = False
+    ) -> Refusal | None:
         if st.holder is not None:
             return Refusal(target, "locked", f"{target} is being healed (permit {st.holder})")
+        if restoring:
+            return self._busy(target)
         if len(st.attempts) >= self.budget:
             until = st.attempts[0] + self.window
             detail = (f"budget spent: {len(st.attempts)} attempts on {target} within "
@@ -165,6 +182,9 @@ class SafetyGate:
         if now < st.next_allowed:
             detail = f"backing off {target} until {st.next_allowed:.0f}"
             return Refusal(target, "backoff", detail, until=st.next_allowed)
+        return self._busy(target)
+
+    def _busy(self, target: str) -> Refusal | None:
         if len(self._active) >= self.max_concurrent:
             detail = f"{len(self._active)} healings in flight (limit {self.max_concurrent})"
             return Refusal(target, "concurrency", detail)

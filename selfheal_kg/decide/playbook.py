@@ -59,6 +59,23 @@ class SuccessCriterion:
 
 
 @dataclass(frozen=True, slots=True)
+class Release:
+    """When a temporary repair is undone: its changes are put back once the trigger is gone.
+
+    Once ``metric`` at the target (summed over its instances) has stayed at or below
+    ``at_most`` times its level before the incident for ``stable_seconds``, the repair's
+    rollback points are restored, newest first (the extra instances of a scale-out are
+    retired once the load has fallen). ``undo`` names the actions whose changes are put back
+    (empty: every change of the repair).
+    """
+
+    metric: str
+    at_most: float
+    stable_seconds: float
+    undo: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Playbook:
     """A repair procedure, as loaded from one YAML file."""
 
@@ -78,6 +95,7 @@ class Playbook:
     description: str = ""
     mitigation: bool = False
     requires: tuple[str, ...] = ()
+    release: Release | None = None
 
 
 @cache
@@ -102,6 +120,7 @@ def load_playbook(path: Path) -> Playbook:
         raise SchemaError(str(path), reason, item=item)
     pb = _build(cast(dict[str, Any], data), path)
     _check_params(pb)
+    _check_release(pb)
     return pb
 
 
@@ -170,6 +189,17 @@ def _criterion(raw: Mapping[str, Any]) -> SuccessCriterion:
     )
 
 
+def _release(raw: Mapping[str, Any] | None) -> Release | None:
+    if raw is None:
+        return None
+    return Release(
+        metric=raw["metric"],
+        at_most=float(raw["at_most"]),
+        stable_seconds=float(raw["stable_seconds"]),
+        undo=tuple(raw.get("undo", ())),
+    )
+
+
 def _build(data: dict[str, Any], path: Path) -> Playbook:
     return Playbook(
         id=data["id"],
@@ -186,9 +216,22 @@ def _build(data: dict[str, Any], path: Path) -> Playbook:
         requires_approval=bool(data["requires_approval"]),
         mitigation=bool(data.get("mitigation", False)),
         requires=tuple(data.get("requires", ())),
+        release=_release(data.get("release")),
         parameters=MappingProxyType(dict(data.get("parameters") or {})),
         source=path,
     )
+
+
+def _check_release(pb: Playbook) -> None:
+    """Check that a release undoes only actions the playbook's steps carry out."""
+    if pb.release is None:
+        return
+    actions = {st.action for st in pb.steps}
+    for i, action in enumerate(pb.release.undo):
+        if action not in actions:
+            reason = (f"$.release.undo[{i}]: {action!r} is not an action of the playbook's "
+                      f"steps ({', '.join(sorted(actions))})")
+            raise SchemaError(str(pb.source), reason, item=pb.id)
 
 
 def _check_params(pb: Playbook) -> None:
@@ -248,6 +291,16 @@ def playbook_triples(pb: Playbook) -> list[Triple]:
             (ci, SHK.windowSeconds, _dec(c.window_seconds)),
             (ci, SHK.deadlineSeconds, _dec(c.deadline_seconds)),
         ]
+    if pb.release is not None:
+        ri = node_iri("release", pb.id)
+        out += [
+            (s, SHK.releaseWhen, ri),
+            (ri, RDF.type, SHK.ReleaseCondition),
+            (ri, SHK.metric, Lit(pb.release.metric)),
+            (ri, SHK.atMost, _dec(pb.release.at_most)),
+            (ri, SHK.stableSeconds, _dec(pb.release.stable_seconds)),
+        ]
+        out += [(ri, SHK.undoes, Lit(a)) for a in pb.release.undo]
     return out
 
 

@@ -194,7 +194,7 @@ class Overload:
 
     The load goes to the service's address (its load balancer when replicated) and calls
     nothing downstream: only that service is busier. Revert stops it; the extra instances a
-    repair started stay until ``scale_in``.
+    repair started stay until selfheal releases them (the playbook's ``release``).
     """
 
     rate: float = 55.0

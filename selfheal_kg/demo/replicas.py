@@ -12,7 +12,7 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from selfheal_kg.act.process import ProcessSpec, ProcessSupervisor
@@ -109,6 +109,12 @@ class ReplicaSet:
             done.append(self._remove(newest))
             members = self.members()
         return done
+
+    def retire_except(self, keep: Collection[str]) -> list[str]:
+        """Drain and stop every member not in ``keep``, newest first; return what was done."""
+        extra = sorted((n for n in self.members() if n not in keep), key=self.index,
+                       reverse=True)
+        return [self._remove(name) for name in extra]
 
     def index(self, name: str) -> int:
         """Return the 1-based instance number of ``name`` (``<service>-<n>``)."""

@@ -4,7 +4,10 @@ Actions on a service that runs behind a balancer (``ReplicaSet``):
 
 * ``scale_out`` starts ``increment`` more instances (each healthy before it joins the
   balancer); ``scale_in`` drains and stops instances down to ``replicas`` (default: the
-  declared count). Rollback point: the number of instances serving.
+  declared count). Rollback point: the number of instances serving and the balancer's
+  members; restoring it retires the members added since (newest first: not whichever
+  serve at the time, so a drained and restored instance is not mistaken for an extra one),
+  then starts instances until as many serve as before.
 * ``lb_drain`` sets the balancer weight of the outlier instance to 0: the one instance whose
   answers, in the balancer's own per-backend statistics (last 10 s), fail (error ratio
   >= 0.25 while another serving instance stays under 0.05) or are slow (mean >= 3 times
@@ -104,7 +107,7 @@ class ReplicaScaler:
         values = self._check(action, target, params)
         replicas = self._set(action, target)
         if action in ("scale_out", "scale_in"):
-            return {"replicas": replicas.count()}
+            return {"replicas": replicas.count(), "members": json.dumps(sorted(replicas.members()))}
         if action == "lb_drain":
             name = self._drain_choice(replicas, values)
             return {"instance": name, "weight": replicas.members()[name]}
@@ -168,7 +171,9 @@ class ReplicaScaler:
         want = state.get("replicas")
         if isinstance(want, bool) or not isinstance(want, int):
             raise ActionError("restore", target, "state has no integer 'replicas'")
-        done = replicas.scale_to(want)
+        done = replicas.retire_except(_members(target, state)) if "members" in state else []
+        if replicas.count() < want or "members" not in state:
+            done += replicas.scale_to(want)
         what = ", ".join(done) or "as it was"
         return ActionReport(True, f"{target}: back to {want} replicas ({what})")
 
@@ -212,3 +217,14 @@ class ReplicaScaler:
         if found is None:
             raise ActionError(action, target, f"not behind a balancer; known: {sorted(self._sets)}")
         return found
+
+
+def _members(target: str, state: Mapping[str, FactValue]) -> list[str]:
+    """Return the member names a rollback point recorded (a JSON list of strings)."""
+    try:
+        names = json.loads(str(state["members"]))
+    except ValueError as exc:
+        raise ActionError("restore", target, "state 'members' is not JSON") from exc
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ActionError("restore", target, "state 'members' is not a list of names")
+    return names

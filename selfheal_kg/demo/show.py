@@ -26,6 +26,7 @@ from selfheal_kg.act.config_file import ConfigFileExecutor
 from selfheal_kg.act.executor import Executor
 from selfheal_kg.act.http import AdminApiExecutor
 from selfheal_kg.act.registry import by_action
+from selfheal_kg.act.release import Hold
 from selfheal_kg.config import Config
 from selfheal_kg.demo import faults
 from selfheal_kg.demo.database import databases, reset, sql_executor
@@ -50,7 +51,7 @@ SCENARIOS: dict[str, tuple[str, str]] = {
     # the third-party payment provider fails: nothing selfheal may do, escalated to a human
     "provider-outage": ("payment", "payment"),
     # a partner's bot triples checkout's traffic: scale-out-replicas adds instances behind
-    # its load balancer; once the load falls the show scales back in
+    # its load balancer; once the load has fallen selfheal retires them (the release)
     "overload": ("checkout", "checkout"),
     # frontend's memory leaks: restart-before-exhaustion restarts it before it runs out (not
     # inventory: a jitter of its database calls can make RCA infer its database as the root)
@@ -70,8 +71,9 @@ SCENARIOS: dict[str, tuple[str, str]] = {
 ESCALATES = frozenset({"provider-outage"})
 # faults a repair works around rather than removes: the show always reverts them
 PERSISTS = frozenset({"overload", "pool-exhaustion"})
-# faults whose repair adds instances: the show scales back in afterwards
-SCALES = frozenset({"overload", "bad-instance"})
+# how long the show waits for a temporary repair to be put back once the fault is gone
+# (the playbooks' 30 s of calm, the 10 s the level is averaged over, draining the instances)
+RELEASE_TIMEOUT = 90.0
 # every fault of the issue, in an order that never hits one target twice in a row (each
 # target's action budget and backoff stay well clear; see docs/demo.md)
 DEFAULT_FAULTS = (
@@ -119,6 +121,8 @@ class FaultRun:
     # the first telemetry export received after the injection: the earliest moment any
     # detector could know (the floor of "detected after")
     first_export_at: float | None = None
+    # a temporary repair (the extra instances) put back once its trigger was gone
+    released_at: float | None = None
     done: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -216,6 +220,27 @@ class Narrator:
         run.rolled_back = run.rolled_back or p.get("phase") == "rollback"
         ok = "[green]ok[/]" if st.ok else "[red]failed[/]"
         return f"[blue]{p.get('phase')}[/] {st.action} {st.target}: {ok} {st.detail}"
+
+    def _on_hold(self, p: dict[str, object], run: FaultRun) -> str:
+        h = p.get("hold")
+        if h is None:
+            return f"[blue]hold[/] {p.get('why')}"
+        assert isinstance(h, Hold)
+        return (f"[blue]hold[/] the repair of {h.target} is temporary: put back once "
+                f"{h.metric} <= {h.at_most:g} x {h.before:.3g} (its level before) "
+                f"for {h.stable_seconds:.0f} s")
+
+    def _on_releasing(self, p: dict[str, object], run: FaultRun) -> str:
+        return f"[blue]release[/] {p.get('why')}"
+
+    def _on_release(self, p: dict[str, object], run: FaultRun) -> str:
+        h = p.get("hold")
+        assert isinstance(h, Hold)
+        if p.get("ok"):
+            if run.incident == h.incident.id or run.target == h.target:
+                run.released_at = time.time()
+            return f"[green]released[/] {h.target}: the temporary repair is put back"
+        return f"[red]release failed[/] {h.target}: {p.get('why')}"
 
     def _on_outcome(self, p: dict[str, object], run: FaultRun) -> str:
         o = p["outcome"]
@@ -357,13 +382,26 @@ def _one_fault(
     run.first_export_at = _first_export_after(runtime, run.injected_at, timeout=5.0)
     if not run.done.wait(timeout):
         console.print(f"[red]no outcome within {timeout:.0f} s[/]")
-    narrator.run = None
     _clean_up(shop, injected, run)
     if name in PERSISTS:
         console.print(f"[dim]the fault on {target} was reverted (a repair works around it)[/dim]")
-    if name in SCALES:
-        scale_in(shop, target, console)
+    _await_release(runtime, target, console)
+    narrator.run = None
     return run
+
+
+def _await_release(runtime: Runtime, target: str, console: Console) -> None:
+    """Wait while a temporary repair of ``target`` is held (selfheal puts it back itself)."""
+    releases = runtime.pipeline.repairs.releases
+    if not releases.pending(target):
+        return
+    console.print(f"[dim]waiting for selfheal to put back the temporary repair of {target}[/dim]")
+    deadline = time.monotonic() + RELEASE_TIMEOUT
+    while releases.pending(target) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if releases.pending(target):
+        console.print(f"[yellow]{target}'s temporary repair still held after "
+                      f"{RELEASE_TIMEOUT:.0f} s; going on[/]")
 
 
 def _settle(runtime: Runtime, narrator: Narrator, console: Console, timeout: float = 60.0) -> None:
@@ -395,18 +433,6 @@ def _first_export_after(runtime: Runtime, t: float, timeout: float) -> float | N
     return None
 
 
-def scale_in(shop: Shop, service: str, console: Console | None = None) -> None:
-    """Scale ``service`` back to its declared instances once the extra load has fallen."""
-    replicas = shop.replica_sets.get(service)
-    if replicas is None or replicas.count() <= replicas.declared:
-        return
-    # Give the instances the traffic they still hold before draining any.
-    time.sleep(2.0)
-    report = ReplicaScaler(shop.replica_sets).execute("scale_in", service, {})
-    if console is not None:
-        console.print(f"[blue]scale in[/] {report.detail}")
-
-
 def _clean_up(shop: Shop, injected: faults.Injected, run: FaultRun) -> None:
     """Undo what the repair did not (an escalated fault stays until a human fixes it)."""
     if injected.fault in PERSISTS:
@@ -435,6 +461,7 @@ def _summary(console: Console, runs: list[FaultRun], runtime: Runtime) -> None:
         "playbook",
         "healed after",
         "rolled back?",
+        "put back after",
         "outcome",
     ):
         table.add_column(col)
@@ -448,6 +475,7 @@ def _summary(console: Console, runs: list[FaultRun], runtime: Runtime) -> None:
             r.playbook or "-",
             r.after(r.healed_at),
             "yes" if r.rolled_back else "no",
+            r.after(r.released_at),
             _verdict(r, ok),
         )
     console.print(table)

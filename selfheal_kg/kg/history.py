@@ -252,3 +252,57 @@ def approval(incident_id: str, approver: str, at: float) -> list[Triple]:
         (who, RDFS.label, Literal(approver)),
         (a, PROV.endedAtTime, ts(at)),
     ]
+
+
+def release_held(
+    incident_id: str,
+    target: str,
+    metric: str,
+    before: float,
+    threshold: float,
+    stable_seconds: float,
+    at: float,
+    *,
+    iri: NodeIri = target_iri,
+) -> list[Triple]:
+    """Record that a verified temporary repair is held until its trigger is gone."""
+    r = node_iri("release", incident_id)
+    return [
+        (incident_iri(incident_id), SHK.hasRelease, r),
+        (r, RDF.type, SHK.Release),
+        (r, SHK.target, iri(target)),
+        (r, SHK.metric, Literal(metric)),
+        (r, SHK.levelBefore, dec(before)),
+        (r, SHK.threshold, dec(threshold)),
+        (r, SHK.stableSeconds, dec(stable_seconds)),
+        (r, SHK.heldSince, ts(at)),
+    ]
+
+
+def release_kept(
+    incident_id: str, target: str, metric: str, reason: str, at: float,
+    *, iri: NodeIri = target_iri,
+) -> list[Triple]:
+    """Record that a temporary repair's change stays: its trigger cannot be watched."""
+    r = node_iri("release", incident_id)
+    return [
+        (incident_iri(incident_id), SHK.hasRelease, r),
+        (r, RDF.type, SHK.Release),
+        (r, SHK.target, iri(target)),
+        (r, SHK.metric, Literal(metric)),
+        (r, SHK.heldSince, ts(at)),
+        (r, SHK.reason, Literal(reason)),
+    ]
+
+
+def release_done(
+    incident_id: str, ok: bool, level: float, reason: str, at: float
+) -> list[Triple]:
+    """Record that a held repair was put back (or that putting it back failed), and why."""
+    r = node_iri("release", incident_id)
+    return [
+        (r, SHK.releasedAt, ts(at)),
+        (r, SHK.succeeded, Literal(ok)),
+        (r, SHK.levelAtRelease, dec(level)),
+        (r, SHK.reason, Literal(reason)),
+    ]

@@ -155,6 +155,23 @@ class SeriesStore:
             ring = self._series.get(series)
             return ring.arrays() if ring else (np.empty(0), np.empty(0))
 
+    def level(self, node: str, metric: str, start: float, end: float) -> float | None:
+        """Return ``metric``'s level at ``node`` over ``[start, end)``, or None without points.
+
+        The level of a node that runs as several instances is the sum of its instances'
+        means (a request rate summed over the replicas is the service's); an instance
+        without points in the window (stopped, or not yet started) adds nothing.
+        """
+        prefix = f"{node}|{metric}"
+        with self._lock:
+            rings = {k: r for k, r in self._series.items()
+                     if k == prefix or k.startswith(prefix + "|")}
+            means = {k: _mean_in(r, start, end) for k, r in rings.items()}
+        per_instance = [m for k, m in means.items() if k != prefix and m is not None]
+        if per_instance:
+            return float(sum(per_instance))
+        return means.get(prefix)
+
     def series(self) -> list[str]:
         """Return the ids of the derived series."""
         with self._lock:
@@ -225,3 +242,11 @@ class SeriesStore:
                          if max(ids.values(), default=-math.inf) < horizon]:
                 del self._instances[node]
         return len(self._streams) < self._max_streams
+
+
+def _mean_in(ring: Ring, start: float, end: float) -> float | None:
+    """Return the mean of ``ring``'s values with ``start <= t < end`` (None when there are none)."""
+    times, values = ring.arrays()
+    inside = values[(times >= start) & (times < end)]
+    inside = inside[np.isfinite(inside)]
+    return float(inside.mean()) if inside.size else None

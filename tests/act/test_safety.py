@@ -134,3 +134,30 @@ def test_bad_configuration() -> None:
         SafetyGate(FakeClock(), per_target_budget=0)
     with pytest.raises(ValueError):
         SafetyGate(FakeClock(), backoff_initial=10, backoff_max=5)
+
+
+def test_a_restoring_permit_takes_the_lock_but_no_budget_nor_backoff() -> None:
+    clock = FakeClock()
+    gate = SafetyGate(clock, per_target_budget=1, backoff_initial=60.0, max_concurrent=1)
+    gate.release(permit(gate.acquire("checkout")), success=False)
+    assert refusal(gate.acquire("checkout")).reason == "budget"
+    # putting back what the repair changed is allowed while the budget is spent ...
+    restoring = permit(gate.acquire("checkout", restoring=True))
+    assert restoring.restoring
+    # ... but it holds the lock and the concurrency slot like any healing
+    assert refusal(gate.acquire("checkout", restoring=True)).reason == "locked"
+    assert refusal(gate.acquire("payment", restoring=True)).reason == "concurrency"
+    gate.release(restoring, success=True)
+    clock.advance(61.0)
+    # its release changed neither the failure streak nor the budget: still spent
+    assert refusal(gate.acquire("checkout")).reason == "budget"
+    assert gate.delay(1) == 60.0
+
+
+def test_a_restoring_release_leaves_the_backoff_as_it_was() -> None:
+    clock = FakeClock()
+    gate = SafetyGate(clock, per_target_budget=5, backoff_initial=10.0)
+    gate.release(permit(gate.acquire("checkout")), success=True)  # backoff until 10
+    clock.advance(11.0)
+    gate.release(permit(gate.acquire("checkout", restoring=True)), success=False)
+    assert isinstance(gate.acquire("checkout"), Permit), "a restore starts no backoff"

@@ -128,3 +128,54 @@ def test_triples_describe_the_playbook(tmp_path: Path) -> None:
     assert sum(1 for t in triples if t[1] == SHK.hasStep) == 1
     params = [o for _, p, o in triples if p == SHK.parameters]
     assert params == [Literal("{}")]
+
+
+RELEASE = MINIMAL + """\
+release:
+  metric: http.server.request.rate
+  at_most: 1.25
+  stable_seconds: 30
+"""
+
+
+def test_a_release_condition_is_typed_and_described_in_the_graph(tmp_path: Path) -> None:
+    pb = load_playbook(_write(tmp_path, RELEASE))
+    assert pb.release is not None
+    assert (pb.release.metric, pb.release.at_most, pb.release.stable_seconds) == (
+        "http.server.request.rate", 1.25, 30.0)
+    triples = playbook_triples(pb)
+    (cond,) = [o for s, p, o in triples if s == playbook_iri("demo") and p == SHK.releaseWhen]
+    values = {p: o for s, p, o in triples if s == cond}
+    assert values[SHK.metric] == Literal("http.server.request.rate")
+    assert float(values[SHK.atMost]) == 1.25 and float(values[SHK.stableSeconds]) == 30.0
+    assert load_playbook(_write(tmp_path, MINIMAL, "plain.yaml")).release is None
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        ("at_most: 1.25", "$.release: 'at_most' is a required property"),
+        ("at_most: 0", "$.release.at_most: 0 is less than or equal to the minimum of 0"),
+        ("stable_seconds: 30", "$.release: 'stable_seconds' is a required property"),
+    ],
+)
+def test_a_bad_release_condition_is_refused_with_its_path(
+    tmp_path: Path, change: str, where: str
+) -> None:
+    text = RELEASE
+    if change.startswith("at_most: 0"):
+        text = text.replace("at_most: 1.25", change)
+    else:
+        text = text.replace(f"  {change}\n", "")
+    with pytest.raises(SchemaError, match=where.replace("$", r"\$").replace(".", r"\.")):
+        load_playbook(_write(tmp_path, text))
+
+
+def test_a_release_undoes_only_actions_of_the_playbooks_steps(tmp_path: Path) -> None:
+    pb = load_playbook(_write(tmp_path, RELEASE + "  undo: [restart]\n"))
+    assert pb.release is not None and pb.release.undo == ("restart",)
+    assert (
+        next(o for s, p, o in playbook_triples(pb) if p == SHK.undoes) == Literal("restart"))
+    bad = _write(tmp_path, RELEASE + "  undo: [scale_out]\n", "bad.yaml")
+    with pytest.raises(SchemaError, match=r"release\.undo\[0\]: 'scale_out' is not an action"):
+        load_playbook(bad)

@@ -12,7 +12,7 @@ from selfheal_kg.errors import ActionError, UnsafeParameter
 def test_scale_out_then_restore_to_the_rollback_point(replica_set: ReplicaSet) -> None:
     scaler = ReplicaScaler({"svc": replica_set})
     before = scaler.snapshot("scale_out", "svc", {"increment": 2})
-    assert before == {"replicas": 2}
+    assert before == {"replicas": 2, "members": '["svc", "svc-2"]'}
     report = scaler.execute("scale_out", "svc", {"increment": 2})
     assert report.ok and "2 -> 4" in report.detail
     assert replica_set.count() == 4
@@ -42,8 +42,29 @@ def test_unknown_targets_actions_and_bad_params_are_refused() -> None:
         scaler.restore("inventory", {"replicas": 2})
 
 
+def test_restoring_a_scale_out_retires_the_added_members_not_a_restored_one(
+    replica_set: ReplicaSet,
+) -> None:
+    # the recovery chain: drain svc-2, add a spare (svc-3), restore svc-2's traffic; putting
+    # the scale-out back retires svc-3 even though three instances serve and two did before
+    scaler = ReplicaScaler({"svc": replica_set})
+    assert scaler.execute("lb_drain", "svc", {"instance": "svc-2"}).ok
+    point = scaler.snapshot("scale_out", "svc", {"increment": 1})
+    assert point == {"replicas": 1, "members": '["svc", "svc-2"]'}
+    assert scaler.execute("scale_out", "svc", {"increment": 1}).ok
+    assert scaler.execute("lb_restore", "svc", {}).ok
+    assert replica_set.members() == {"svc": 100, "svc-2": 100, "svc-3": 100}
+    report = scaler.restore("svc", point)
+    assert report.ok and "-svc-3" in report.detail
+    assert replica_set.members() == {"svc": 100, "svc-2": 100}
+
+
 def test_a_restore_without_a_usable_state_is_refused(replica_set: ReplicaSet) -> None:
     scaler = ReplicaScaler({"svc": replica_set})
+    with pytest.raises(ActionError, match="'members' is not JSON"):
+        scaler.restore("svc", {"replicas": 2, "members": "svc,svc-2"})
+    with pytest.raises(ActionError, match="not a list of names"):
+        scaler.restore("svc", {"replicas": 2, "members": "[1, 2]"})
     with pytest.raises(ActionError, match="integer 'replicas'"):
         scaler.restore("svc", {"replicas": "two"})
     with pytest.raises(ActionError, match="integer 'weight'"):

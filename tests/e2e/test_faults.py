@@ -26,7 +26,7 @@ from selfheal_kg.act.registry import by_action
 from selfheal_kg.act.sql import SqlExecutor
 from selfheal_kg.demo import database, faults
 from selfheal_kg.demo.shop import Shop, free_port
-from selfheal_kg.demo.show import SCENARIOS, approver, demo_config, scale_in, shop_executors
+from selfheal_kg.demo.show import SCENARIOS, approver, demo_config, shop_executors
 from selfheal_kg.incident import Incident
 from selfheal_kg.model import Outcome
 from selfheal_kg.runtime import Runtime
@@ -46,6 +46,8 @@ SLOW_QUERY_DEADLINE = 60.0
 POOL_DEADLINE = 60.0
 # six steps (two of them start and health-check a process) and a 60 s verification deadline
 CHAIN_DEADLINE = 90.0
+# a temporary repair is put back after 30 s of calm, read over 10 s, plus draining instances
+RELEASE_DEADLINE = 75.0
 
 
 @dataclass
@@ -209,11 +211,14 @@ def test_overload_scales_out_behind_the_balancer_and_back_in(live: Live) -> None
     assert [(r["action"], r["ok"]) for r in done] == [("scale_out", "true")]
     assert done[0]["target"].endswith("/service/checkout")
     assert replicas.count() == 5
-    # the load falls: back to the declared instances, every one of them serving
+    # the extra instances are held while the load stays high ...
+    assert [h.incident.id for h in live.runtime.pipeline.repairs.releases.pending()] == [inc.id]
+    # ... and once it has fallen, selfheal retires them: back to the declared instances
     faults.revert(live.shop, faults.Injected("overload", "checkout"))
-    scale_in(live.shop, "checkout")
-    assert replicas.members() == {"checkout": 100, "checkout-2": 100}
+    assert wait_for(lambda: replicas.members() == {"checkout": 100, "checkout-2": 100},
+                    RELEASE_DEADLINE), replicas.members()
     assert not live.shop.supervisor.is_running("checkout-3")
+    check_released(live, inc.id)
 
 
 def test_memory_leak_is_restarted_before_it_runs_out(live: Live) -> None:
@@ -274,8 +279,24 @@ def test_a_bad_instance_is_isolated_replaced_restarted_and_given_traffic_back(
     assert faults.admin_fault_at(instance_url, "checkout-2")["error_rate"] == 0.0
     breakers = httpx.get(live.shop.url("frontend") + "admin/breaker", timeout=5).json()
     assert breakers["state"]["checkout"] == "closed"
-    scale_in(live.shop, "checkout")
-    assert replicas.members() == {"checkout": 100, "checkout-2": 100}
+    # the spare is temporary: selfheal retires it (only it) once the load is as before
+    assert wait_for(lambda: replicas.members() == {"checkout": 100, "checkout-2": 100},
+                    RELEASE_DEADLINE), replicas.members()
+    check_released(live, inc.id)
+
+
+def check_released(live: Live, incident_id: str) -> None:
+    """The incident's record says its temporary repair was put back, and why."""
+    rows = sparql(live.url, f"""SELECT ?ok ?before ?level ?reason ?action WHERE {{
+          ?i shk:incidentId "{incident_id}" ; shk:hasRelease ?r ; shk:hasExecution ?e .
+          ?r shk:succeeded ?ok ; shk:levelBefore ?before ; shk:levelAtRelease ?level ;
+             shk:reason ?reason .
+          ?e shk:phase "release" ; shk:action ?action }}""")
+    assert len(rows) == 1, rows
+    row = rows[0]
+    assert row["ok"] == "true" and row["action"] == "restore:scale_out"
+    assert float(row["level"]) <= 1.25 * float(row["before"])
+    assert "its level before the incident" in row["reason"]
 
 
 def test_dropped_index_is_found_in_the_database_and_recreated(live: Live) -> None:

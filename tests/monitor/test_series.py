@@ -424,3 +424,26 @@ def test_instances_of_one_node_get_a_series_each(store: SeriesStore) -> None:
     store.ingest_metrics(_request(_gauge(0.0, 200), service="checkout",
                                   **{"service.instance.id": "checkout"}), 100)
     assert _by_series(store) == {"checkout|cpu": [0.0]}
+
+
+def test_the_level_of_a_node_sums_its_instances_means_over_the_window(
+    store: SeriesStore,
+) -> None:
+    rows = [(0.0, 0.0), (10.0, 30.0), (20.0, 50.0), (90.0, 90.0)]
+    for t, (a, b) in enumerate(rows):  # points at 100 (both instances known from then), 101 ...
+        store.ingest_metrics(_request(_gauge(a, 100 + t), service="checkout",
+                                      **{"service.instance.id": "checkout"}), t)
+        store.ingest_metrics(_request(_gauge(b, 100 + t), service="checkout",
+                                      **{"service.instance.id": "checkout-2"}), t)
+    # [101, 103): the means 15 and 40 of the two instances add up; the later point is outside
+    assert store.level("checkout", "cpu", 101.0, 103.0) == pytest.approx(55.0)
+    assert store.level("checkout", "cpu", 103.0, 104.0) == pytest.approx(180.0)
+    assert store.level("checkout", "cpu", 110.0, 120.0) is None, "no points: no level"
+    assert store.level("checkout", "mem", 101.0, 103.0) is None
+    assert store.level("check", "cpu", 101.0, 103.0) is None, "a prefix of a name is not the node"
+
+
+def test_the_level_of_a_single_instance_node_is_its_series_mean(store: SeriesStore) -> None:
+    for t, v in enumerate([4.0, 8.0], start=1):
+        store.ingest_metrics(_request(_gauge(v, 100 + t), service="api"), t)
+    assert store.level("api", "cpu", 100.0, 110.0) == pytest.approx(6.0)
