@@ -27,8 +27,9 @@ from typing import Any
 from durable import engine as durable_engine
 
 from selfheal_kg.engine.compile_durable import DurableProgram, compile_ruleset, derived_attrs
+from selfheal_kg.engine.gate import Match
 from selfheal_kg.engine.ir import RuleSet
-from selfheal_kg.engine.port import EngineCore, Match, Matcher
+from selfheal_kg.engine.port import EngineCore, Matcher
 from selfheal_kg.errors import RuleActionError, RuleLoadError
 from selfheal_kg.model import Fact, FactValue
 

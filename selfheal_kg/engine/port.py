@@ -6,8 +6,10 @@ plain matching, identically for every engine:
 
 - the fact map (explicit ids; re-asserting an id with new content replaces the fact),
 - fact TTLs, expired by ``advance(now)`` (no background threads),
-- count windows ("3 matches within 300 s per node") and throttles (once per window per key),
-  which durable-rules cannot express,
+- count windows ("3 matches within 300 s per node") and throttles (at most once per window
+  per key; the latest match refused during the window fires when it ends, if its facts are
+  still alive: a trailing edge, like Alertmanager's ``group_interval``), which durable-rules
+  cannot express,
 - action parameters resolved from the matched facts, errors surfaced as ``RuleActionError``,
 - reload: compile first, swap only if valid, replay the facts into the new rules.
 """
@@ -15,13 +17,14 @@ plain matching, identically for every engine:
 from __future__ import annotations
 
 import heapq
+import itertools
+import math
 import threading
 from abc import ABC, abstractmethod
-from collections import deque
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Callable, Iterable, Mapping
+from typing import Protocol, TypeVar
 
+from selfheal_kg.engine.gate import Gate, Group, Match, group_key
 from selfheal_kg.engine.ir import Ref, Rule, RuleSet
 from selfheal_kg.engine.rules import validate_ruleset
 from selfheal_kg.errors import RuleActionError
@@ -57,12 +60,6 @@ class RuleEngine(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class Match:
-    """A rule newly satisfied: the fact id bound to each alias of one alternative."""
-
-    rule: str
-    bound: tuple[tuple[str, str], ...]
 
 
 class Matcher(Protocol):
@@ -81,68 +78,7 @@ class Matcher(Protocol):
         ...
 
 
-def _key(refs: tuple[Ref, ...], bound: Mapping[str, Mapping[str, FactValue]]) -> tuple[str, ...]:
-    return tuple(str(bound[r.alias][r.field]) for r in refs)
-
-
-class _Gate:
-    """Count windows and throttles, per rule and group key, on engine time."""
-
-    def __init__(self) -> None:
-        self.windows: dict[tuple[str, tuple[str, ...]], deque[tuple[float, Match]]] = {}
-        self.throttled: dict[tuple[str, tuple[str, ...]], float] = {}
-
-    def count(self, rule: Rule, key: tuple[str, ...], match: Match, now: float) -> list[Match]:
-        """Record ``match``; return the window's matches once it holds enough, else ``[]``."""
-        assert rule.count is not None
-        window = self.windows.setdefault((rule.id, key), deque())
-        window.append((now, match))
-        self._prune(window, rule.count.within, now)
-        if len(window) < rule.count.at_least:
-            return []
-        del self.windows[(rule.id, key)]
-        return [m for _, m in window]
-
-    def allow(self, rule: Rule, key: tuple[str, ...], now: float) -> bool:
-        """Return whether ``rule`` may fire for ``key`` now, and if so start its quiet period."""
-        assert rule.throttle is not None
-        until = self.throttled.get((rule.id, key))
-        if until is not None and now < until:
-            return False
-        self.throttled[(rule.id, key)] = now + rule.throttle.once_within
-        return True
-
-    def forget_fact(self, fact_id: str) -> None:
-        """Drop counted matches that used a retracted fact."""
-        if not self.windows:
-            return
-        for key, window in list(self.windows.items()):
-            kept = deque(e for e in window if all(fid != fact_id for _, fid in e[1].bound))
-            self._store(key, kept)
-
-    def expire(self, rules: Mapping[str, Rule], now: float) -> None:
-        """Drop matches older than their window and throttles that ended (bounded memory)."""
-        for key, window in list(self.windows.items()):
-            rule = rules.get(key[0])
-            if rule is None or rule.count is None:
-                del self.windows[key]
-                continue
-            self._prune(window, rule.count.within, now)
-            self._store(key, window)
-        for tkey, until in list(self.throttled.items()):
-            if until <= now or tkey[0] not in rules:
-                del self.throttled[tkey]
-
-    def _store(self, key: tuple[str, tuple[str, ...]], window: deque[tuple[float, Match]]) -> None:
-        if window:
-            self.windows[key] = window
-        else:
-            self.windows.pop(key, None)
-
-    @staticmethod
-    def _prune(window: deque[tuple[float, Match]], within: float, now: float) -> None:
-        while window and window[0][0] <= now - within:
-            window.popleft()
+_T = TypeVar("_T")
 
 
 class EngineCore(ABC):
@@ -157,7 +93,9 @@ class EngineCore(ABC):
         self._facts: dict[str, Fact] = {}
         self._expiry: dict[str, float] = {}
         self._heap: list[tuple[float, str]] = []
-        self._gate = _Gate()
+        self._born: dict[str, int] = {}  # fact id → incarnation (see engine.gate.Gate)
+        self._births = itertools.count()
+        self._gate = Gate(self._born)
         self._pending: list[Firing] = []
         self._rules: dict[str, Rule] = {}
         self._ruleset: RuleSet | None = None
@@ -177,7 +115,9 @@ class EngineCore(ABC):
         """Compile, replay the live facts into the new rules, then swap.
 
         Firings that replay produces for rules whose id is new are returned by the next
-        ``advance``; rules that existed before already saw these facts. Count windows restart.
+        ``advance``; rules that existed before already saw these facts. Count windows restart;
+        throttles of surviving ids go on; deferred matches survive only for unchanged rules
+        (a changed rule may bind other aliases or no longer match those facts).
         """
         validate_ruleset(ruleset)
         with self._lock:
@@ -188,24 +128,32 @@ class EngineCore(ABC):
                 matcher.close()
                 raise
             old_ids = self._ruleset.ids() if self._ruleset else frozenset()
+            same = frozenset(r.id for r in ruleset.rules if self._rules.get(r.id) == r)
             old, self._matcher, self._ruleset = self._matcher, matcher, ruleset
             self._rules = {r.id: r for r in ruleset.rules}
             if old is not None:
                 old.close()
             self._gate.windows.clear()
             self._gate.expire(self._rules, self._now)
+            self._gate.keep_deferred(same)
             self._pending.extend(self._fire(m for m in matches if m.rule not in old_ids))
 
     def assert_fact(self, fact: Fact) -> list[Firing]:
-        """Add (or replace, same id new content) a fact; return the firings it causes."""
+        """Add (or replace, same id new content) a fact; return the firings it causes.
+
+        If the fact's time moves engine time past the end of a quiet period, the deferred
+        match fires first (the fact came after the window ended) and is returned too.
+        """
         with self._lock:
             self._now = max(self._now, fact.at)
+            firings = self._release() if self._gate.deferred else []
             old = self._facts.get(fact.id)
-            firings: list[Firing] = []
+            born = next(self._births) if old is None else self._born[fact.id]
             if old is not None:
                 if old == fact:
-                    return []
-                firings = self._retract(old)
+                    return _ordered(firings)
+                firings += self._retract(old)
+            self._born[fact.id] = born  # an update keeps the incarnation of the fact it replaces
             self._facts[fact.id] = fact
             self._schedule_expiry(fact)
             if self._matcher is not None:
@@ -219,10 +167,11 @@ class EngineCore(ABC):
             return _ordered(self._retract(fact)) if fact is not None else []
 
     def advance(self, now: float) -> list[Firing]:
-        """Move engine time to ``now``; expire facts, windows and throttles."""
+        """Move engine time to ``now``: fire due deferred matches, then expire facts."""
         with self._lock:
             self._now = max(self._now, now)
             firings, self._pending = self._pending, []
+            firings += self._release()
             while self._heap and self._heap[0][0] <= self._now:
                 expiry, fact_id = heapq.heappop(self._heap)
                 fact = self._facts.get(fact_id)
@@ -246,6 +195,7 @@ class EngineCore(ABC):
 
     def _retract(self, fact: Fact) -> list[Firing]:
         del self._facts[fact.id]
+        del self._born[fact.id]
         self._expiry.pop(fact.id, None)
         self._gate.forget_fact(fact.id)
         if self._matcher is None:
@@ -258,7 +208,7 @@ class EngineCore(ABC):
         firings: list[Firing] = []
         for match in matches:
             rule = self._rules[match.rule]
-            try:
+            try:  # inline, not _surfaced: this is the hot path
                 firings += self._gated(rule, match)
             except RuleActionError:
                 raise
@@ -266,19 +216,40 @@ class EngineCore(ABC):
                 raise RuleActionError(rule.id, _action_names(rule), exc) from exc
         return firings
 
+    def _release(self) -> list[Firing]:
+        """Fire the deferred groups whose quiet period ended, if their facts live on now."""
+        firings: list[Firing] = []
+        for (rule_id, key), group in self._gate.due(self._now):
+            rule = self._rules.get(rule_id)
+            if rule is None or rule.throttle is None or not all(map(self._alive_now, group)):
+                continue  # rule gone, or a fact's TTL ended by now (retraction dropped it)
+            self._gate.allow(rule, key, group, self._now)  # starts the next quiet period
+            firings += _surfaced(self._emit, rule, group)
+        return firings
+
     def _gated(self, rule: Rule, match: Match) -> list[Firing]:
         bound = self._bound(match)
-        group = [match]
+        group: Group = (match,)
         if rule.count is not None:
-            group = self._gate.count(rule, _key(rule.count.group_by, bound), match, self._now)
-            if not group:
+            window = self._gate.count(rule, group_key(rule.count.group_by, bound), match, self._now)
+            if not window:
                 return []
+            group = tuple(window)
         throttle = rule.throttle
         if throttle is not None and not self._gate.allow(
-            rule, _key(throttle.group_by, bound), self._now
+            rule, group_key(throttle.group_by, bound), group, self._now
         ):
             return []
-        if len(group) == 1 and group[0] is match:  # no window: the match's own facts
+        return self._emit(rule, group, bound)
+
+    def _emit(
+        self, rule: Rule, group: Group, bound: Mapping[str, Mapping[str, FactValue]] | None = None
+    ) -> list[Firing]:
+        """Build the firings of ``group``, whose last match is the one that completed it."""
+        match = group[-1]
+        if bound is None:
+            bound = self._bound(match)
+        if len(group) == 1:  # no window: the match's own facts
             facts = _unique_facts((bound,))
         else:
             facts = _unique_facts(self._bound(m) for m in group if self._alive(m))
@@ -301,6 +272,13 @@ class EngineCore(ABC):
     def _alive(self, match: Match) -> bool:
         return all(fid in self._facts for _, fid in match.bound)
 
+    def _alive_now(self, match: Match) -> bool:
+        """Return whether every fact of ``match`` exists and its TTL has not ended by now."""
+        expiry = self._expiry
+        return self._alive(match) and all(
+            expiry.get(fid, math.inf) > self._now for _, fid in match.bound
+        )
+
     def _bound(self, match: Match) -> dict[str, dict[str, FactValue]]:
         return {alias: self._facts[fid].as_dict() for alias, fid in match.bound}
 
@@ -313,6 +291,16 @@ def _unique_facts(
         for fact in bound.values():
             seen.setdefault(fact["id"], fact)
     return tuple(seen.values())
+
+
+def _surfaced(step: Callable[[Rule, _T], list[Firing]], rule: Rule, arg: _T) -> list[Firing]:
+    """Return ``step(rule, arg)``, raising any failure as ``RuleActionError``."""
+    try:
+        return step(rule, arg)
+    except RuleActionError:
+        raise
+    except Exception as exc:
+        raise RuleActionError(rule.id, _action_names(rule), exc) from exc
 
 
 def _action_names(rule: Rule) -> str:

@@ -12,8 +12,9 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from selfheal_kg.engine.gate import Match
 from selfheal_kg.engine.ir import Conjunction, FieldTest, Pattern, Ref, RuleSet
-from selfheal_kg.engine.port import EngineCore, Match, Matcher
+from selfheal_kg.engine.port import EngineCore, Matcher
 from selfheal_kg.model import Fact, FactValue
 
 Bound = dict[str, Mapping[str, FactValue]]
