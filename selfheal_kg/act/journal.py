@@ -24,11 +24,9 @@ import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 from selfheal_kg.act.executor import ActionReport, Executor, Params
 from selfheal_kg.act.heal import StepLike
@@ -37,6 +35,7 @@ from selfheal_kg.clock import Clock
 from selfheal_kg.errors import ActionError, ConfigError
 from selfheal_kg.incident import Incident, IncidentBook, Status
 from selfheal_kg.kg.namespaces import INCIDENTS_GRAPH, SPARQL_PREFIXES
+from selfheal_kg.kg.records import epoch, local_name
 from selfheal_kg.kg.store import KnowledgeStore
 from selfheal_kg.model import Candidate, Decision, FactValue
 
@@ -318,28 +317,17 @@ SELECT ?id ?status ?opened ?node ?pattern ?playbook ?target ?why ?approval WHERE
     return out
 
 
-def _last(iri: object) -> str:
-    return unquote(str(iri).rsplit("/", 1)[-1])
-
-
-def _epoch(value: object) -> float:
-    py = value.toPython() if hasattr(value, "toPython") else value
-    if isinstance(py, datetime):
-        return py.timestamp()
-    return datetime.fromisoformat(str(py).replace("Z", "+00:00")).timestamp()
-
-
 def _incident(row: Mapping[str, Any]) -> Incident:
-    iid, node = str(row["id"]), _last(row["node"])
-    opened = _epoch(row["opened"])
-    inc = Incident(id=iid, pattern=_last(row["pattern"]), node=node, opened=opened,
+    iid, node = str(row["id"]), local_name(row["node"])
+    opened = epoch(row["opened"])
+    inc = Incident(id=iid, pattern=local_name(row["pattern"]), node=node, opened=opened,
                    onset=opened, status=Status(str(row["status"])))
     inc.nodes.add(node)
     if row.get("why") is not None:
         chosen = None
         if row.get("playbook") is not None and row.get("target") is not None:
             chosen = Candidate(
-                playbook=_last(row["playbook"]), target=_last(row["target"]), utility=0.0,
+                playbook=local_name(row["playbook"]), target=local_name(row["target"]), utility=0.0,
                 p_success=0.0, risk="low", blast_radius=0, cost=0.0, applicable=True,
                 reason="restored from the incident record",
             )

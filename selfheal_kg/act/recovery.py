@@ -2,6 +2,7 @@
 
 A step whose effect is visible is marked done and not repeated, one that did not happen is
 resumed, one that had failed is rolled back; then the incident goes on to verification.
+Temporary repairs held for release are watched again (:func:`restore_holds`).
 These functions drive a :class:`~selfheal_kg.act.repairs.RepairFlow`, whose transitions
 (gate, record, close) they reuse, so a recovered repair is recorded like any other.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from selfheal_kg.act.journal import Entry, Journal, State, Verdict, reconcile, restore_incidents
+from selfheal_kg.act.release import Hold, ReleaseLike, recorded_holds
 from selfheal_kg.act.safety import Refusal
 from selfheal_kg.incident import Incident, Status
 from selfheal_kg.kg.store import KnowledgeStore
@@ -37,7 +39,40 @@ def restore(flow: RepairFlow, journal: Journal, store: KnowledgeStore) -> list[I
     open_ids = {i.id for i in flow.book.open_incidents()}
     for incident in {e.incident for e in journal.in_flight()} - open_ids:
         journal.close_incident(incident, now)
+    restore_holds(flow, journal, store)
     return restored
+
+
+def restore_holds(flow: RepairFlow, journal: Journal, store: KnowledgeStore) -> list[Hold]:
+    """Watch again the temporary repairs held when the process died (none is lost).
+
+    A hold is rebuilt from its ``shk:Release`` record (level before, threshold, calm period)
+    and the journaled steps of its repair (what changed, and the rollback points to put back);
+    the playbook's current release condition says which steps it undoes. A hold whose playbook
+    is no longer loaded, or whose steps are not in the journal, is left as it is: its change
+    stays until a person undoes it.
+    """
+    out: list[Hold] = []
+    for rec in recorded_holds(store):
+        pb = flow.playbooks().get(rec.playbook)
+        cond: ReleaseLike | None = getattr(pb, "release", None)
+        if cond is None:
+            continue
+        entries = [e for e in journal.entries(rec.incident)
+                   if e.state is State.DONE and e.rollback_point is not None
+                   and (not cond.undo or e.action in cond.undo)]
+        if not entries:
+            continue
+        inc = Incident(id=rec.incident, pattern=rec.pattern, node=rec.node, opened=rec.opened,
+                       onset=rec.opened, status=Status.RESOLVED)
+        inc.nodes.add(rec.node)
+        changes = tuple(step_result(e, e.updated, True, e.detail) for e in entries)
+        at_most = rec.threshold / rec.before if rec.before else cond.at_most
+        h = Hold(inc, rec.target, rec.metric, at_most, rec.stable_seconds, rec.before,
+                 changes, rec.since)
+        if flow.releases.adopt(h):
+            out.append(h)
+    return out
 
 
 def resume(flow: RepairFlow, inc: Incident, now: float) -> None:

@@ -21,8 +21,10 @@ target; no budget spent) and runs on a repair worker; every step is recorded in 
 (phase ``release``), and the hold itself (level before, threshold, the level that released it)
 is a ``shk:Release`` node of the incident, so the record says why the capacity went away.
 The newest hold of a target is released first (a second scale-out is undone before the first).
-A hold lives in memory: after a restart of selfheal the added capacity stays (the safe side)
-until a person retires it.
+A hold survives a restart of selfheal: it is in the incident record (``shk:Release`` without
+``shk:releasedAt``) and its changes, with their rollback points, are in the repair journal;
+:func:`selfheal_kg.act.recovery.restore_holds` rebuilds it from both, and its calm is watched
+again from the restart on.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ from selfheal_kg.act.heal import Healer
 from selfheal_kg.act.safety import Refusal, SafetyGate
 from selfheal_kg.incident import Incident, IncidentBook
 from selfheal_kg.kg import history
+from selfheal_kg.kg.namespaces import INCIDENTS_GRAPH, SPARQL_PREFIXES
+from selfheal_kg.kg.records import epoch, local_name
+from selfheal_kg.kg.store import KnowledgeStore
 from selfheal_kg.model import StepResult
 
 #: seconds the current level is averaged over
@@ -147,6 +152,15 @@ class Releases:
         self.emit("hold", {"incident": inc, "hold": h})
         return h
 
+    def adopt(self, h: Hold) -> bool:
+        """Watch a hold rebuilt after a restart; False when its incident is already held."""
+        if any(x.incident.id == h.incident.id for x in self.holds):
+            return False
+        self.holds.append(h)
+        self.holds.sort(key=lambda x: x.since)
+        self.emit("hold", {"incident": h.incident, "hold": h})
+        return True
+
     def tick(self, now: float, busy: Callable[[str], bool]) -> None:
         """Watch each hold's level; release those whose trigger has been gone long enough.
 
@@ -219,3 +233,52 @@ class Releases:
     def pending(self, target: str | None = None) -> list[Hold]:
         """Return the holds not yet released (of ``target``, when given)."""
         return [h for h in self.holds if target is None or h.target == target]
+
+
+@dataclass(frozen=True, slots=True)
+class HeldRecord:
+    """A hold as the incident record keeps it: held, never released."""
+
+    incident: str
+    pattern: str
+    node: str
+    opened: float
+    playbook: str
+    target: str
+    metric: str
+    before: float
+    threshold: float
+    stable_seconds: float
+    since: float
+
+
+def recorded_holds(store: KnowledgeStore) -> list[HeldRecord]:
+    """Return the holds recorded in the incidents graph and not released, oldest first."""
+    res = store.query(SPARQL_PREFIXES + f"""
+SELECT ?id ?pattern ?node ?opened ?playbook ?target ?metric ?before ?threshold ?stable ?since
+WHERE {{
+  GRAPH <{INCIDENTS_GRAPH}> {{
+    ?inc a shk:Incident ; shk:incidentId ?id ; shk:openedAt ?opened ; shk:affects ?node ;
+         shk:matchesPattern ?pattern ; shk:hasDecision ?d ; shk:hasRelease ?r .
+    ?d shk:chosePlaybook ?playbook .
+    ?r shk:target ?target ; shk:metric ?metric ; shk:levelBefore ?before ;
+       shk:threshold ?threshold ; shk:stableSeconds ?stable ; shk:heldSince ?since .
+    FILTER NOT EXISTS {{ ?r shk:releasedAt ?released }}
+  }}
+}} ORDER BY ?since ?id""")
+    seen: set[str] = set()
+    out: list[HeldRecord] = []
+    for row in res.dicts():  # type: ignore[union-attr]
+        iid = str(row["id"])
+        if iid in seen:  # one row per affected node
+            continue
+        seen.add(iid)
+        out.append(HeldRecord(
+            incident=iid, pattern=local_name(row["pattern"]), node=local_name(row["node"]),
+            opened=epoch(row["opened"]), playbook=local_name(row["playbook"]),
+            target=local_name(row["target"]), metric=str(row["metric"]),
+            before=float(str(row["before"])), threshold=float(str(row["threshold"])),
+            stable_seconds=float(str(row["stable"])), since=epoch(row["since"]),
+        ))
+    return out
+

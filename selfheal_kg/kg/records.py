@@ -5,14 +5,29 @@ Incident ids reach a query only as minted IRIs (percent-encoded), never spliced 
 
 from __future__ import annotations
 
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
+from urllib.parse import unquote
 
 from rdflib import Literal, URIRef
 
 from selfheal_kg.errors import NotFound
 from selfheal_kg.kg.history import incident_iri
 from selfheal_kg.kg.namespaces import INCIDENTS_GRAPH, SHK, SPARQL_PREFIXES
-from selfheal_kg.kg.store import KnowledgeStore
+from selfheal_kg.kg.store import KnowledgeStore, PyValue
+
+
+def local_name(iri: object) -> str:
+    """Return the decoded last path segment of a minted IRI (a node, pattern or playbook id)."""
+    return unquote(str(iri).rstrip("/").rsplit("/", 1)[-1])
+
+
+def epoch(value: PyValue) -> float:
+    """Return epoch seconds for an xsd:dateTime value read from the store."""
+    if isinstance(value, int | float | Decimal):
+        return float(value)
+    return datetime.fromisoformat(str(value)).timestamp()
 
 
 def set_status(store: KnowledgeStore, inc: URIRef, value: str) -> None:

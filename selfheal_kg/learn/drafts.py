@@ -13,8 +13,9 @@ from rdflib import RDF, RDFS, XSD, Literal, URIRef
 
 from selfheal_kg.kg.history import Triple, incident_iri, ts
 from selfheal_kg.kg.namespaces import KNOWLEDGE_GRAPH, LEARNED_GRAPH, SHK, SPARQL_PREFIXES, node_iri
+from selfheal_kg.kg.records import local_name
 from selfheal_kg.kg.store import KnowledgeStore
-from selfheal_kg.learn.stats import Symptom, local_name, select
+from selfheal_kg.learn.stats import Symptom, select
 
 LEARNED = f"GRAPH <{LEARNED_GRAPH}>"
 

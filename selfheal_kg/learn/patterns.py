@@ -37,6 +37,7 @@ from selfheal_kg.kg.namespaces import (
     SPARQL_PREFIXES,
     node_iri,
 )
+from selfheal_kg.kg.records import local_name
 from selfheal_kg.kg.store import KnowledgeStore
 from selfheal_kg.kg.topology import parse_turtle
 from selfheal_kg.learn.drafts import (
@@ -49,7 +50,7 @@ from selfheal_kg.learn.drafts import (
     write_draft,
 )
 from selfheal_kg.learn.pattern_export import export_pattern
-from selfheal_kg.learn.stats import IncidentRow, Symptom, incident_rows, local_name, select
+from selfheal_kg.learn.stats import IncidentRow, Symptom, incident_rows, select
 from selfheal_kg.paths import shipped
 
 __all__ = [

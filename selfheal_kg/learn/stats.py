@@ -14,16 +14,14 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from decimal import Decimal
 from typing import Any
-from urllib.parse import unquote
 
 from rdflib import Literal
 
 from selfheal_kg.decide.choose import PRIORS, History
 from selfheal_kg.kg.history import Triple, incident_iri
 from selfheal_kg.kg.namespaces import INCIDENTS_GRAPH, SHK, SPARQL_PREFIXES, node_iri
+from selfheal_kg.kg.records import epoch, local_name
 from selfheal_kg.kg.store import KnowledgeStore, PyValue
 
 RECURRENCE_WINDOW = 3600.0
@@ -138,18 +136,6 @@ class Stats:
     def recurrence_rate(self) -> float:
         """Share of trials whose problem came back within the window."""
         return self.recurrences / self.trials if self.trials else 0.0
-
-
-def local_name(iri: str) -> str:
-    """Return the decoded last path segment of a minted IRI (a node, pattern or playbook id)."""
-    return unquote(iri.rstrip("/").rsplit("/", 1)[-1])
-
-
-def epoch(value: PyValue) -> float:
-    """Return epoch seconds for an xsd:dateTime value read from the store."""
-    if isinstance(value, int | float | Decimal):
-        return float(value)
-    return datetime.fromisoformat(str(value)).timestamp()
 
 
 def select(store: KnowledgeStore, body: str) -> list[dict[str, PyValue]]:

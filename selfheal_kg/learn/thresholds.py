@@ -25,9 +25,10 @@ from selfheal_kg.errors import NotFound
 from selfheal_kg.kg import records
 from selfheal_kg.kg.history import Triple, dec, incident_iri, ts
 from selfheal_kg.kg.namespaces import INCIDENTS_GRAPH, LEARNED_GRAPH, SHK, node_iri
+from selfheal_kg.kg.records import epoch, local_name
 from selfheal_kg.kg.store import KnowledgeStore
 from selfheal_kg.learn.patterns import require_incident
-from selfheal_kg.learn.stats import epoch, local_name, select
+from selfheal_kg.learn.stats import select
 
 BASE_LEVEL = 0.8  # SignalTracker's default fire level
 STEP = 0.05

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from rdflib import URIRef
 
 from selfheal_kg.act.executor import ActionReport, Params
 from selfheal_kg.act.heal import Healer
+from selfheal_kg.act.journal import Journal
 from selfheal_kg.act.release import BEFORE_WINDOW, LEVEL_WINDOW
 from selfheal_kg.act.repairs import RepairFlow
 from selfheal_kg.act.safety import Permit, SafetyGate
@@ -153,14 +155,24 @@ PLAYBOOKS: dict[str, Any] = {
 }
 
 
-def make_world(before: float | None = 20.0, dry_run: bool = False) -> World:
-    clock = FakeClock(1000.0)
-    store = OxigraphStore(None)
+def make_world(
+    before: float | None = 20.0,
+    dry_run: bool = False,
+    *,
+    store: OxigraphStore | None = None,
+    scaler: Scaler | None = None,
+    start: float = 1000.0,
+    journal: Journal | None = None,
+) -> World:
+    """A repair flow over a fake scaler; pass ``store``, ``scaler`` and ``journal`` of an
+    earlier world to start it again as after a restart (the live system keeps its state)."""
+    clock = FakeClock(start)
+    store = OxigraphStore(None) if store is None else store
     book = IncidentBook(Recorder(
         lambda t: store.add(INCIDENTS_GRAPH, t),
         lambda inc, v: records.set_status(store, inc, v),
     ))
-    scaler = Scaler()
+    scaler = Scaler() if scaler is None else scaler
     levels = Levels(before, change_at=clock.now())
     live = Live()
     gate = SafetyGate(clock, backoff_initial=10.0)
@@ -171,6 +183,8 @@ def make_world(before: float | None = 20.0, dry_run: bool = False) -> World:
         playbooks=lambda: PLAYBOOKS, live=live, emit=lambda k, p: events.append((k, p)),
         dry_run=dry_run, level=levels,
     )
+    if journal is not None:
+        flow.recover(journal, {"scale_out": scaler, "drain": scaler}, store)
     return World(clock, store, book, flow, scaler, levels, live, gate, events)
 
 
@@ -391,6 +405,78 @@ def test_the_level_now_is_read_over_the_last_window(world: World) -> None:
     assert (node, metric) == ("checkout", RATE)
     assert end - start == pytest.approx(LEVEL_WINDOW)
     assert start == pytest.approx(world.clock.now() - LEVEL_WINDOW)
+
+
+def restarted(w: World, journal: Journal, before: float | None = 20.0) -> World:
+    """Start the repair flow again over the same record, journal and live system."""
+    w.flow.close()
+    return make_world(before, store=w.store, scaler=w.scaler,
+                      start=w.clock.now() + 5.0, journal=journal)
+
+
+def test_a_hold_survives_a_restart_and_is_released_after_it(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "store.journal")
+    w = make_world(journal=journal)
+    inc = heal(w)
+    assert w.scaler.replicas["checkout"] == 5
+    again = restarted(w, journal)
+    try:
+        held = again.flow.releases.pending("checkout")
+        assert len(held) == 1, "the hold is rebuilt from the record and the journal"
+        h = held[0]
+        assert (h.incident.id, h.metric, h.before, h.threshold, h.stable_seconds) == (
+            inc.id, RATE, 20.0, 25.0, 30.0)
+        assert [(c.action, c.rollback_point) for c in h.changes] == [
+            ("scale_out", {"replicas": 2})]
+        run(again, 60)  # the load is still high after the restart
+        assert again.scaler.replicas["checkout"] == 5
+        again.levels.now = 24.0
+        run(again, 29)
+        assert again.scaler.replicas["checkout"] == 5, "the calm is watched from the restart"
+        run(again, 2)
+        assert again.scaler.replicas["checkout"] == 2
+        rec = release_record(again, inc)
+        assert rec["succeeded"] is True and float(rec["levelBefore"]) == 20.0
+    finally:
+        again.flow.close()
+    # released holds are not watched again after a further restart
+    third = restarted(again, journal)
+    try:
+        assert third.flow.releases.pending() == []
+    finally:
+        third.flow.close()
+        journal.close()
+
+
+def test_a_restored_hold_puts_back_only_the_actions_it_undoes(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "store.journal")
+    w = make_world(journal=journal)
+    heal(w, playbook="recover")
+    again = restarted(w, journal)
+    try:
+        [h] = again.flow.releases.pending()
+        assert [c.action for c in h.changes] == ["scale_out"]
+        again.levels.now = 20.0
+        run(again, 31)
+        assert again.scaler.replicas["checkout"] == 2 and again.scaler.drained
+    finally:
+        again.flow.close()
+        journal.close()
+
+
+def test_a_hold_whose_playbook_lost_its_release_stays_as_it_is(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "store.journal")
+    w = make_world(journal=journal)
+    heal(w)
+    PLAYBOOKS["scale"] = Pb("scale", (St("scale_out", {"increment": 3}),), release=None)
+    try:
+        again = restarted(w, journal)
+        run(again, 60)
+        assert again.flow.releases.pending() == [] and again.scaler.replicas["checkout"] == 5
+        again.flow.close()
+    finally:
+        PLAYBOOKS["scale"] = Pb("scale", (St("scale_out", {"increment": 3}),))
+        journal.close()
 
 
 def _outcome(incident_id: str) -> Any:
