@@ -20,7 +20,8 @@ from selfheal_kg.act.http import AdminApiExecutor, HttpEndpoint, HttpExecutor
 from selfheal_kg.act.kubectl import KubectlExecutor
 from selfheal_kg.act.params import ParamSpec, validate
 from selfheal_kg.act.process import ProcessSpec, ProcessSupervisor
-from selfheal_kg.act.sql import SqlDatabase, SqlExecutor, check_select
+from selfheal_kg.act.sql import SqlDatabase, SqlExecutor
+from selfheal_kg.act.sql_db import check_select
 from selfheal_kg.act.systemd import SystemdExecutor
 from selfheal_kg.act.yaml_doc import Invalid, JsonPath
 from selfheal_kg.clock import Clock

@@ -26,22 +26,26 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Literal
 
 import psycopg
-from psycopg import sql
 
 from selfheal_kg.act.executor import ActionReport, Params
 from selfheal_kg.act.params import ParamSpec, Schema, check_identifier, check_target, validate
+from selfheal_kg.act.sql_db import UNSET, Db, PostgresDb, SqliteDb, check_select
+from selfheal_kg.act.sql_index import suggest_index
 from selfheal_kg.errors import ActionError, UnsafeParameter
 from selfheal_kg.model import FactValue
 
 _IDENT = ParamSpec("str", required=True, max_length=63)
 _SCHEMAS: dict[str, Schema] = {
     "sql_explain": {"query": ParamSpec("str", required=True, max_length=64)},
-    "create_index": {"table": _IDENT, "column": _IDENT, "index": ParamSpec("str")},
+    # either ``query`` (the index is suggested from its plan) or ``table`` and ``column``
+    "create_index": {"query": ParamSpec("str", max_length=64),
+                     "table": ParamSpec("str", max_length=63),
+                     "column": ParamSpec("str", max_length=63), "index": ParamSpec("str")},
     "drop_index": {"table": _IDENT, "index": _IDENT},
     "sql_setting": {"name": ParamSpec("str", required=True), "value": ParamSpec("str")},
 }
@@ -82,14 +86,7 @@ PG_BOUNDS: dict[str, tuple[float, float]] = {
 _UNIT = {"": 1.0, "kB": 1.0, "MB": 1024.0, "GB": 1024.0**2,
          "us": 0.001, "ms": 1.0, "s": 1000.0, "min": 60_000.0, "h": 3_600_000.0, "d": _DAY_MS}
 _PG_PLAIN = re.compile(r"[A-Za-z0-9._ -]{1,64}")
-UNSET = "unset"
-"""Rollback-point value of a PostgreSQL setting the database did not set (restore: RESET)."""
 _DEFINITION = re.compile(r"CREATE (UNIQUE )?INDEX [^;]+", re.IGNORECASE)
-_WHERE_COLUMN = re.compile(
-    r"(?:\b[A-Za-z_]\w*\.)?\b([A-Za-z_]\w*)\s*(?:=|<>|!=|<=|>=|<|>|\bIN\b|\bLIKE\b|\bBETWEEN\b)",
-    re.IGNORECASE,
-)
-_PG_FILTER_COLUMN = re.compile(r"\(*([A-Za-z_]\w*)\)*(?:::[\w ]+)?\s*(?:=|<>|<=|>=|<|>|~~)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,125 +95,6 @@ class SqlDatabase:
 
     dialect: Literal["sqlite", "postgresql"]
     dsn: str
-
-
-class _Db(Protocol):
-    def explain(self, query: str) -> str: ...
-    def indexes(self, table: str) -> dict[str, str]: ...
-    def create_index(self, index: str, table: str, column: str) -> None: ...
-    def drop_index(self, index: str) -> None: ...
-    def run_definition(self, definition: str) -> None: ...
-    def get_setting(self, name: str) -> FactValue: ...
-    def set_setting(self, name: str, value: FactValue) -> None: ...
-    def close(self) -> None: ...
-
-
-def check_select(query: str) -> str:
-    """Return ``query`` without a trailing ``;`` when it is one SELECT; raise ``ValueError``."""
-    text = query.strip().removesuffix(";")
-    if ";" in text or not re.match(r"(?is)\s*(select|with)\b", text):
-        raise ValueError("only a single SELECT (or WITH ... SELECT) statement is accepted")
-    return text
-
-
-class _Sqlite:
-    def __init__(self, path: str) -> None:
-        # Autocommit: each DDL statement is its own transaction. No statement cache: a cached
-        # EXPLAIN QUERY PLAN is not re-planned after an index change and reports a stale plan.
-        self.conn = sqlite3.connect(
-            path, isolation_level=None, check_same_thread=False, cached_statements=0
-        )
-
-    def explain(self, query: str) -> str:
-        rows = self.conn.execute("EXPLAIN QUERY PLAN " + check_select(query)).fetchall()
-        return "; ".join(str(r[3]) for r in rows)
-
-    def indexes(self, table: str) -> dict[str, str]:
-        rows = self.conn.execute(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ?", (table,)
-        ).fetchall()
-        return {str(name): str(ddl or "") for name, ddl in rows}
-
-    def create_index(self, index: str, table: str, column: str) -> None:
-        self.conn.execute(f"CREATE INDEX {_q(index)} ON {_q(table)} ({_q(column)})")
-
-    def drop_index(self, index: str) -> None:
-        self.conn.execute(f"DROP INDEX {_q(index)}")
-
-    def run_definition(self, definition: str) -> None:
-        self.conn.execute(definition)
-
-    def get_setting(self, name: str) -> FactValue:
-        row = self.conn.execute(f"PRAGMA {name}").fetchone()  # name from SQLITE_PRAGMAS
-        return int(row[0])
-
-    def set_setting(self, name: str, value: FactValue) -> None:
-        # PRAGMA takes no bound parameters: the name is allow-listed, the value a checked int.
-        self.conn.execute(f"PRAGMA {name} = {int(value)}")
-
-    def close(self) -> None:
-        self.conn.close()
-
-
-def _q(identifier: str) -> str:
-    """Quote an SQLite identifier (double quotes, inner quotes doubled)."""
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-class _Postgres:
-    def __init__(self, dsn: str) -> None:
-        self.conn: Any = psycopg.connect(dsn, autocommit=True)
-
-    def explain(self, query: str) -> str:
-        with self.conn.transaction():
-            self.conn.execute("SET TRANSACTION READ ONLY")
-            rows = self.conn.execute(sql.SQL("EXPLAIN ") + sql.SQL(check_select(query)))
-            return " | ".join(str(r[0]).strip() for r in rows.fetchall())
-
-    def indexes(self, table: str) -> dict[str, str]:
-        rows = self.conn.execute(
-            "SELECT indexname, indexdef FROM pg_indexes"
-            " WHERE schemaname = current_schema() AND tablename = %s", (table,)
-        ).fetchall()
-        return {str(name): str(ddl) for name, ddl in rows}
-
-    def create_index(self, index: str, table: str, column: str) -> None:
-        stmt = sql.SQL("CREATE INDEX {} ON {} ({})").format(
-            sql.Identifier(index), sql.Identifier(table), sql.Identifier(column)
-        )
-        self.conn.execute(stmt)
-
-    def drop_index(self, index: str) -> None:
-        self.conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(index)))
-
-    def run_definition(self, definition: str) -> None:
-        self.conn.execute(sql.SQL(definition))
-
-    def get_setting(self, name: str) -> FactValue:
-        """Return the database-level value of ``name`` (``UNSET`` when the database has none)."""
-        row = self.conn.execute(
-            "SELECT s.setconfig FROM pg_db_role_setting s JOIN pg_database d"
-            " ON d.oid = s.setdatabase WHERE d.datname = current_database() AND s.setrole = 0"
-        ).fetchone()
-        for item in (row[0] or []) if row else []:
-            key, _, value = str(item).partition("=")
-            if key == name:
-                return value
-        return UNSET
-
-    def set_setting(self, name: str, value: FactValue) -> None:
-        self.conn.execute(sql.SQL("ALTER DATABASE {} SET {} = {}").format(
-            sql.Identifier(self.database()), sql.Identifier(name), sql.Literal(str(value))))
-
-    def reset_setting(self, name: str) -> None:
-        self.conn.execute(sql.SQL("ALTER DATABASE {} RESET {}").format(
-            sql.Identifier(self.database()), sql.Identifier(name)))
-
-    def database(self) -> str:
-        return str(self.conn.execute("SELECT current_database()").fetchone()[0])
-
-    def close(self) -> None:
-        self.conn.close()
 
 
 class SqlExecutor:
@@ -238,7 +116,7 @@ class SqlExecutor:
                 raise ValueError(f"query name {name!r} is not [a-z][a-z0-9_-]*")
         self._databases = dict(databases)
         self._queries = dict(queries or {})
-        self._open: dict[str, _Db] = {}
+        self._open: dict[str, Db] = {}
 
     def dsns(self) -> dict[str, str]:
         """Return ``{target: conninfo or file}`` of the registered databases (for monitoring)."""
@@ -255,6 +133,7 @@ class SqlExecutor:
         values = self._validate(action, target, params)
         with self._errors(action, target):
             db = self._db(action, target)
+            values = self._suggested(action, target, db, values)
             if action == "sql_setting":
                 return {"setting": values["name"], "value": db.get_setting(str(values["name"]))}
             if action == "sql_explain":
@@ -269,6 +148,7 @@ class SqlExecutor:
         values = self._validate(action, target, params)
         with self._errors(action, target):
             db = self._db(action, target)
+            values = self._suggested(action, target, db, values)
             if action == "sql_explain":
                 return ActionReport(True, db.explain(self._queries[str(values["query"])]))
             if action == "sql_setting":
@@ -277,7 +157,9 @@ class SqlExecutor:
             index, table = str(values["index"]), str(values["table"])
             if action == "create_index":
                 db.create_index(index, table, str(values["column"]))
-                return ActionReport(True, f"created index {index} on {table}({values['column']})")
+                why = f" (suggested by the plan of {values['query']})" if "query" in values else ""
+                return ActionReport(
+                    True, f"created index {index} on {table}({values['column']}){why}")
             if not db.indexes(table).get(index):
                 raise ActionError(action, target, f"no droppable index {index} on {table}")
             db.drop_index(index)
@@ -312,16 +194,46 @@ class SqlExecutor:
         if action == "sql_setting":
             return self._validate_setting(target, params)
         values = validate(action, target, params, schema)
+        if "query" in values and values["query"] not in self._queries:
+            raise UnsafeParameter(action, target, f"unknown query {values['query']!r}")
         if action == "sql_explain":
-            if values["query"] not in self._queries:
-                raise UnsafeParameter(action, target, f"unknown query {values['query']!r}")
             return values
+        if action == "create_index":
+            by_plan, by_name = "query" in values, {"table", "column"} & set(values)
+            if by_plan == bool(by_name) or (not by_plan and len(by_name) < 2):
+                raise UnsafeParameter(action, target,
+                                      "give either 'query' or both 'table' and 'column'")
+        elif "table" not in values:
+            raise UnsafeParameter(action, target, "missing required parameter 'table'")
         for key in ("table", "column", "index"):
             if key in values:
                 check_identifier(action, target, key, values[key])
-        if "index" not in values:
-            values["index"] = f"shk_{values['table']}_{values['column']}_idx"[:63]
+        if "index" not in values and "table" in values:
+            values["index"] = _index_name(values)
         return values
+
+    def _suggested(
+        self, action: str, target: str, db: Db, values: dict[str, FactValue]
+    ) -> dict[str, FactValue]:
+        """Fill ``table`` and ``column`` of a ``create_index`` by ``query`` from its plan.
+
+        Raises:
+            ActionError: the plan scans no table filtered on one of its columns (nothing to
+                index: the query may use an index already).
+        """
+        if action != "create_index" or "table" in values:
+            return values
+        query = self._queries[str(values["query"])]
+        found = suggest_index(db.conn, query)
+        if found is None:
+            plan = db.explain(query)
+            raise ActionError(action, target, f"the plan of {values['query']} suggests no "
+                              f"index (it scans no table on a filtered column): {plan:.200}")
+        table, column = found
+        out = dict(values, table=check_identifier(action, target, "table", table),
+                   column=check_identifier(action, target, "column", column))
+        out.setdefault("index", _index_name(out))
+        return out
 
     def _restore_setting(self, target: str, state: Mapping[str, FactValue]) -> ActionReport:
         """Put a setting back to its rollback-point value; ``RESET`` it when it was unset.
@@ -337,7 +249,7 @@ class SqlExecutor:
             raise UnsafeParameter("restore", target, f"saved value {value!r:.80} is not plain")
         with self._errors("restore", target):
             db = self._db("restore", target)
-            assert isinstance(db, _Postgres)  # the dialect said so
+            assert isinstance(db, PostgresDb)  # the dialect said so
             if value == UNSET:
                 db.reset_setting(str(name))
                 return ActionReport(True, f"reset {name} of database {db.database()}")
@@ -373,16 +285,20 @@ class SqlExecutor:
             raise ActionError(action, target, "no database registered for this target")
         return database
 
-    def _db(self, action: str, target: str) -> _Db:
+    def _db(self, action: str, target: str) -> Db:
         if target not in self._open:
             database = self._database(action, target)
-            self._open[target] = (_Sqlite(database.dsn) if database.dialect == "sqlite"
-                                  else _Postgres(database.dsn))
+            self._open[target] = (SqliteDb(database.dsn) if database.dialect == "sqlite"
+                                  else PostgresDb(database.dsn))
         return self._open[target]
 
     @staticmethod
     def _errors(action: str, target: str) -> _Translate:
         return _Translate(action, target)
+
+
+def _index_name(values: Mapping[str, FactValue]) -> str:
+    return f"shk_{values['table']}_{values['column']}_idx"[:63]
 
 
 def _check_pg_bounds(target: str, name: str, value: str) -> None:
@@ -402,9 +318,9 @@ def _check_pg_bounds(target: str, name: str, value: str) -> None:
                               f"[{low:g}{unit}, {high:g}{unit}]")
 
 
-def _setting_detail(db: _Db, values: Mapping[str, FactValue]) -> str:
+def _setting_detail(db: Db, values: Mapping[str, FactValue]) -> str:
     """Say what changed and who sees it."""
-    if isinstance(db, _Postgres):
+    if isinstance(db, PostgresDb):
         return (f"set {values['name']} = {values['value']} on database {db.database()}"
                 " (ALTER DATABASE: new sessions see it; open sessions keep their value)")
     return f"set PRAGMA {values['name']} = {values['value']} (the executor's own connection only)"
@@ -424,55 +340,3 @@ class _Translate:
         if isinstance(exc, sqlite3.Error | psycopg.Error | ValueError) and \
                 not isinstance(exc, ActionError):
             raise ActionError(self.action, self.target, f"{type(exc).__name__}: {exc}") from exc
-
-
-def suggest_index(conn: sqlite3.Connection | Any, query: str) -> tuple[str, str] | None:
-    """Propose ``(table, column)`` for an index from the query's plan, or ``None``.
-
-    SQLite: a ``SCAN <table>`` step of ``EXPLAIN QUERY PLAN`` plus a column of that table
-    compared in the WHERE clause. PostgreSQL: a ``Seq Scan`` node of ``EXPLAIN (FORMAT JSON)``
-    with a ``Filter`` on a column of its relation.
-    """
-    text = check_select(query)
-    if isinstance(conn, sqlite3.Connection):
-        return _suggest_sqlite(conn, text)
-    return _suggest_postgres(conn, text)
-
-
-def _suggest_sqlite(conn: sqlite3.Connection, query: str) -> tuple[str, str] | None:
-    where = re.split(r"(?i)\bWHERE\b", query, maxsplit=1)
-    if len(where) < 2:
-        return None
-    for row in conn.execute("EXPLAIN QUERY PLAN " + query).fetchall():
-        match = re.match(r"SCAN (?:TABLE )?(\w+)", str(row[3]))
-        if match is None or "USING" in str(row[3]):
-            continue
-        table = match.group(1)
-        columns = {str(r[1]) for r in conn.execute(f"PRAGMA table_info({_q(table)})")}
-        for column in _WHERE_COLUMN.findall(where[1]):
-            if column in columns:
-                return table, column
-    return None
-
-
-def _suggest_postgres(conn: Any, query: str) -> tuple[str, str] | None:
-    with conn.transaction():
-        conn.execute("SET TRANSACTION READ ONLY")
-        plan = conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) ") + sql.SQL(query)).fetchone()[0]
-        for node in _plan_nodes(plan[0]["Plan"]):
-            if node.get("Node Type") != "Seq Scan" or "Filter" not in node:
-                continue
-            table = str(node["Relation Name"])
-            rows = conn.execute("SELECT column_name FROM information_schema.columns"
-                                " WHERE table_name = %s", (table,)).fetchall()
-            columns = {str(r[0]) for r in rows}
-            for column in _PG_FILTER_COLUMN.findall(str(node["Filter"])):
-                if column in columns:
-                    return table, column
-    return None
-
-
-def _plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    yield node
-    for child in node.get("Plans", []):
-        yield from _plan_nodes(child)

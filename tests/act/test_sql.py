@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 
 from selfheal_kg.act.executor import Executor
-from selfheal_kg.act.sql import SqlDatabase, SqlExecutor, check_select, suggest_index
+from selfheal_kg.act.sql import SqlDatabase, SqlExecutor
+from selfheal_kg.act.sql_db import check_select
+from selfheal_kg.act.sql_index import suggest_index
 from selfheal_kg.errors import ActionError, UnsafeParameter
 
 QUERY = "SELECT id, total FROM orders WHERE customer_id = 42"
@@ -64,6 +66,43 @@ def test_suggest_then_create_index_and_restore(ex: SqlExecutor, sqlite_db: Path)
     assert ex.restore("shopdb", point).ok
     assert "SCAN orders" in ex.execute("sql_explain", "shopdb", {"query": "orders-by-customer"}
                                        ).detail
+
+
+def test_an_index_suggested_by_the_plan_of_a_named_query_is_created_and_restored(
+    ex: SqlExecutor,
+) -> None:
+    params = {"query": "orders-by-customer"}
+    point = ex.snapshot("create_index", "shopdb", params)
+    assert (point["table"], point["index"], point["existed"]) == (
+        "orders", "shk_orders_customer_id_idx", False)
+    report = ex.execute("create_index", "shopdb", params)
+    assert report.ok and report.detail == (
+        "created index shk_orders_customer_id_idx on orders(customer_id)"
+        " (suggested by the plan of orders-by-customer)")
+    plan = ex.execute("sql_explain", "shopdb", params).detail
+    assert "USING INDEX shk_orders_customer_id_idx" in plan
+    # the plan uses the index now: nothing more to suggest, and the step says why
+    with pytest.raises(ActionError, match=r"suggests no index .*USING INDEX"):
+        ex.execute("create_index", "shopdb", params)
+    assert ex.restore("shopdb", point).ok
+    assert "SCAN orders" in ex.execute("sql_explain", "shopdb", params).detail
+
+
+@pytest.mark.parametrize("params", [
+    {"query": "orders-by-customer", "table": "orders", "column": "total"},
+    {"table": "orders"},
+    {},
+])
+def test_create_index_takes_a_query_or_a_table_and_column(
+    ex: SqlExecutor, params: dict[str, Any]
+) -> None:
+    with pytest.raises(UnsafeParameter, match="either 'query' or both 'table' and 'column'"):
+        ex.snapshot("create_index", "shopdb", params)
+
+
+def test_create_index_refuses_a_query_it_does_not_know(ex: SqlExecutor) -> None:
+    with pytest.raises(UnsafeParameter, match="unknown query"):
+        ex.execute("create_index", "shopdb", {"query": "SELECT * FROM orders"})
 
 
 def test_drop_index_and_restore_recreates_it(ex: SqlExecutor) -> None:
@@ -177,6 +216,19 @@ def test_pg_suggest_create_and_restore(pg: tuple[SqlExecutor, str, Any]) -> None
     assert ex.restore("pgdb", point).ok
     assert not ex.snapshot("drop_index", "pgdb", {"table": table, "index": f"ix_{table}"})[
         "existed"]
+
+
+@pytest.mark.postgres
+def test_pg_index_suggested_by_the_plan_is_created(pg: tuple[SqlExecutor, str, Any]) -> None:
+    ex, table, _ = pg
+    point = ex.snapshot("create_index", "pgdb", {"query": "by-customer"})
+    assert (point["table"], point["existed"]) == (table, False)
+    report = ex.execute("create_index", "pgdb", {"query": "by-customer"})
+    assert report.ok and f"on {table}(customer_id) (suggested by the plan" in report.detail
+    assert f"shk_{table}_customer_id_idx" in ex.execute(
+        "sql_explain", "pgdb", {"query": "by-customer"}).detail
+    assert ex.restore("pgdb", point).ok
+    assert "Seq Scan" in ex.execute("sql_explain", "pgdb", {"query": "by-customer"}).detail
 
 
 @pytest.mark.postgres

@@ -13,7 +13,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from selfheal_kg.act.sql import UNSET, SqlDatabase, SqlExecutor
+from selfheal_kg.act.sql import SqlDatabase, SqlExecutor
+from selfheal_kg.act.sql_db import UNSET
 from selfheal_kg.errors import UnsafeParameter
 
 pytestmark = pytest.mark.postgres

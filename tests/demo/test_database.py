@@ -14,7 +14,8 @@ import psycopg
 import pytest
 
 from selfheal_kg.act.registry import by_action
-from selfheal_kg.act.sql import SqlDatabase, SqlExecutor, suggest_index
+from selfheal_kg.act.sql import SqlDatabase, SqlExecutor
+from selfheal_kg.act.sql_index import suggest_index
 from selfheal_kg.decide.playbook import load_playbook
 from selfheal_kg.demo import database, faults
 from selfheal_kg.demo.shop import Shop
@@ -155,7 +156,8 @@ def test_the_shipped_playbook_repairs_the_fault_with_the_demo_executors(tmp_path
         assert report.ok, report.detail
         details.append(report.detail)
     assert details[0].startswith("SCAN stock")  # the plan the incident records
-    assert "created index shk_stock_sku_idx on stock(sku)" in details[1]
+    assert details[1] == ("created index shk_stock_sku_idx on stock(sku)"
+                          " (suggested by the plan of stock-lookup)")
     db = database.database_of(shop, "inventory")
     assert _explain({"inventory-db": db}).startswith("SEARCH stock USING INDEX shk_stock_sku_idx")
     faults.revert(shop, injected)  # the repair's index stands for the lookup index
