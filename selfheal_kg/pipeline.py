@@ -384,13 +384,15 @@ class Pipeline:
         return set(self.active)
 
     def opened_since(
-        self, nodes: Collection[str], t: float, metrics: Collection[str] | None = None
+        self, nodes: Collection[str], t: float, metrics: Collection[str] | None = None,
+        until: float | None = None,
     ) -> list[str]:
-        """Active signals on ``nodes`` (and ``metrics``) with onset after ``t`` (LiveView)."""
+        """Active signals on ``nodes`` (and ``metrics``) with onset in (``t``, ``until``]."""
         return sorted(
             s.id
             for s in self.active.values()
-            if s.node in nodes and s.onset > t and (metrics is None or s.metric in metrics)
+            if s.node in nodes and s.onset > t and (until is None or s.onset <= until)
+            and (metrics is None or s.metric in metrics)
         )
 
     # -- helpers ------------------------------------------------------------------------

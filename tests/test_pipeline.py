@@ -179,6 +179,72 @@ def ext_signal(node: str, metric: str, t: float, *, active: bool = True, n: int 
     )
 
 
+def crash_inventory_and_restart(
+    pipe: Pipeline, series: FakeSeries, clock: FakeClock, nodes: list[str]
+) -> None:
+    """Let the shop run healthy, then inventory dies and is restarted (left verifying)."""
+    for k in range(30):
+        healthy_tick(series, clock, nodes, k)
+        pipe.tick()
+    for _ in range(8):
+        t = clock.advance(1.0)
+        for node in ["gateway", "checkout"]:
+            series.emit(t, node, "http.server.request.rate", 20.0)
+            series.emit(t, node, "http.server.error.ratio", 1.0)
+        pipe.tick()
+        pipe.wait_idle()
+
+
+def am_signal(node: str, metric: str, t: float, *, active: bool = True) -> Signal:
+    """An alert from outside (Alertmanager) on ``node``: its own key, beside the detector's."""
+    return Signal(f"am:{node}|{metric}@{t}", f"am:{node}|{metric}", node, metric,
+                  "alertmanager", 0.95, "up", t, t, 1.0, 0.0, active)
+
+
+def test_a_side_effect_that_lasts_after_the_repair_fails_it(world: tuple) -> None:  # type: ignore[type-arg]
+    pipe, series, supervisor, clock, store = world
+    nodes = ["gateway", "checkout", "inventory"]
+    crash_inventory_and_restart(pipe, series, clock, nodes)
+    assert supervisor.restarted == ["inventory"]
+    [inc] = records.list_incidents(store, None, 10)
+    # inventory is back, but its caller starts failing after the restart, and keeps failing
+    healthy_tick(series, clock, nodes, 0)
+    pipe.submit(signals=[am_signal("gateway", "http.server.error.ratio", clock.now())])
+    pipe.tick()
+    assert records.incident_detail(store, inc["id"])["status"] == "verifying", (
+        "a young signal holds verification back")
+    for k in range(8):
+        healthy_tick(series, clock, nodes, k)
+        pipe.tick()
+        pipe.wait_idle()
+    detail = records.incident_detail(store, inc["id"])
+    assert detail["status"] == Status.FAILED.value
+    assert detail["outcome"]["succeeded"] is False
+    assert "regression after the repair: am:gateway|http.server.error.ratio" in (
+        detail["outcome"]["reason"])
+
+
+def test_a_blip_of_the_callers_while_a_restart_comes_back_is_no_regression(world: tuple) -> None:  # type: ignore[type-arg]
+    pipe, series, supervisor, clock, store = world
+    nodes = ["gateway", "checkout", "inventory"]
+    crash_inventory_and_restart(pipe, series, clock, nodes)
+    assert supervisor.restarted == ["inventory"]
+    [inc] = records.list_incidents(store, None, 10)
+    healthy_tick(series, clock, nodes, 0)
+    t = clock.now()
+    pipe.submit(signals=[am_signal("gateway", "http.server.error.ratio", t)])
+    pipe.tick()
+    healthy_tick(series, clock, nodes, 1)
+    pipe.submit(signals=[am_signal("gateway", "http.server.error.ratio", t, active=False)])
+    pipe.tick()
+    for k in range(3):
+        healthy_tick(series, clock, nodes, k)
+        pipe.tick()
+    detail = records.incident_detail(store, inc["id"])
+    assert detail["status"] == "resolved", detail["outcome"]
+    assert detail["outcome"]["succeeded"] is True
+
+
 def test_two_independent_faults_yield_two_incidents(world: tuple) -> None:  # type: ignore[type-arg]
     pipe, series, supervisor, clock, store = world
     edges = [("gateway", "checkout"), ("checkout", "payment"), ("checkout", "inventory")]

@@ -3,6 +3,10 @@
 The criteria are read by the same detectors that fired: ``health == up`` holds when the
 target has sent telemetry since the repair ended; ``cleared`` (or ``value <= baseline``) holds
 when no signal on that metric is active for the target any more.
+
+A signal that opens after the repair on the target or its dependents is a regression once it
+has lasted ``REGRESSION_GRACE`` seconds: a restart's callers see a few failed calls while it
+comes back, and that blip clears by itself. Until then the repair is not verified either.
 """
 
 from __future__ import annotations
@@ -28,9 +32,11 @@ class LiveView(Protocol):
         ...
 
     def opened_since(
-        self, nodes: Collection[str], t: float, metrics: Collection[str] | None = None
+        self, nodes: Collection[str], t: float, metrics: Collection[str] | None = None,
+        until: float | None = None,
     ) -> list[str]:
-        """Ids of active signals on ``nodes`` (on ``metrics``, if given) with onset after ``t``."""
+        """Ids of active signals on ``nodes`` (on ``metrics``, if given) with onset after ``t``
+        (and not after ``until``, if given)."""
         ...
 
 
@@ -60,6 +66,8 @@ class Verdict:
 
 
 CLEARED = frozenset({"cleared", "value <= baseline", "no signal"})
+#: seconds a signal opened after the repair must last before it counts as a regression
+REGRESSION_GRACE = 5.0
 
 
 def holds(crit: CriterionLike, node: str, since: float, live: LiveView) -> tuple[bool, str]:
@@ -90,14 +98,21 @@ def verify(
     The repair is verified only when the target's criteria hold AND the incident's symptoms
     (signal ids, on the target and its dependents) have cleared. ``expired`` once the longest
     deadline has passed unmet; ``regressed`` when a new signal on one of the ``watched``
-    metrics (all, when ``None``) opened on the target or ``dependents`` after the repair.
+    metrics (all, when ``None``) opened on the target or ``dependents`` after the repair and
+    has lasted ``REGRESSION_GRACE`` seconds (a younger one holds verification back).
     """
     results = [holds(c, node, since, live) for c in criteria]
     lingering = sorted(set(symptoms) & live.active_ids())
     if lingering:
         results.append((False, f"{len(lingering)} symptom(s) still active: {lingering[0]}"))
+    nodes = {node, *dependents}
+    regressed = tuple(live.opened_since(nodes, since, watched, until=now - REGRESSION_GRACE))
+    young = sorted(set(live.opened_since(nodes, since, watched)) - set(regressed))
+    if young:
+        results.append((False, f"{len(young)} new signal(s) after the repair, watched "
+                               f"{REGRESSION_GRACE:g} s before they count as a regression: "
+                               f"{young[0]}"))
     passed = all(ok for ok, _ in results)
-    regressed = tuple(live.opened_since({node, *dependents}, since, watched))
     deadline = max((c.deadline_seconds for c in criteria), default=30.0)
     expired = not passed and now - since > deadline
     detail = "; ".join(text for _, text in results) or "no success criteria"

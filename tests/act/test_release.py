@@ -130,7 +130,8 @@ class Live:
     def active_ids(self) -> set[str]:
         return set()
 
-    def opened_since(self, nodes: object, t: float, metrics: object = None) -> list[str]:
+    def opened_since(self, nodes: object, t: float, metrics: object = None,
+                     until: float | None = None) -> list[str]:
         return []
 
 
