@@ -38,7 +38,7 @@ from selfheal_kg.act.journal import Journal, JournaledExecutor, JournalRun
 from selfheal_kg.act.plan import PlanItem, build_plan, plan_step_triples
 from selfheal_kg.act.release import Level, ReleaseLike, Releases
 from selfheal_kg.act.safety import Permit, Refusal, SafetyGate
-from selfheal_kg.act.verify import CriterionLike, LiveView, verify
+from selfheal_kg.act.verify import CriterionLike, LiveView, is_load, verify
 from selfheal_kg.clock import Clock
 from selfheal_kg.decide.choose import PlaybookLike
 from selfheal_kg.errors import NotFound
@@ -371,7 +371,7 @@ class RepairFlow:
             self.live,
             symptoms=() if mitigation else symptoms,
             dependents=inc.nodes - {target},
-            watched={inc.signals[s].metric for s in symptoms},
+            watched={m for m in (inc.signals[s].metric for s in symptoms) if not is_load(m)},
         )
         if verdict.passed:
             self._release(inc, success=True)

@@ -4,7 +4,8 @@ The criteria are read by the same detectors that fired: ``health == up`` holds w
 target has sent telemetry since the repair ended; ``cleared`` (or ``value <= baseline``) holds
 when no signal on that metric is active for the target any more.
 
-A signal that opens after the repair on the target or its dependents is a regression once it
+A signal that opens after the repair on the target or its dependents, on a metric of the
+incident's symptoms that measures harm (not load, :func:`is_load`), is a regression once it
 has lasted ``REGRESSION_GRACE`` seconds: a restart's callers see a few failed calls while it
 comes back, and that blip clears by itself. Until then the repair is not verified either.
 """
@@ -68,6 +69,16 @@ class Verdict:
 CLEARED = frozenset({"cleared", "value <= baseline", "no signal"})
 #: seconds a signal opened after the repair must last before it counts as a regression
 REGRESSION_GRACE = 5.0
+
+
+def is_load(metric: str) -> bool:
+    """Whether ``metric`` measures load rather than harm (a request rate).
+
+    More traffic at the repaired service is no side effect: after a scale-out each new
+    instance takes its share, and its own rate series jumps from nothing (or from an old
+    level) to that share. Regressions are watched on the incident's other symptom metrics.
+    """
+    return metric.endswith(".request.rate")
 
 
 def holds(crit: CriterionLike, node: str, since: float, live: LiveView) -> tuple[bool, str]:

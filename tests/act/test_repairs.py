@@ -354,3 +354,52 @@ def test_a_mitigation_is_verified_by_its_criteria_while_its_cause_remains(
     finally:
         del PLAYBOOKS["resize"]
         w.flow.close()
+
+
+def test_more_load_after_a_repair_is_no_regression_but_more_latency_is(
+    tmp_path: Path, fake_live: type
+) -> None:
+    """After a scale-out a new instance's request rate jumps: load, not a side effect."""
+
+    class Live(fake_live):  # type: ignore[misc, valid-type]
+        def __init__(self) -> None:
+            super().__init__()
+            self.late: dict[str, tuple[str, float]] = {}  # id → (metric, onset)
+
+        def opened_since(self, nodes: object, t: float, metrics: object = None,
+                         until: float | None = None) -> list[str]:
+            return sorted(i for i, (m, onset) in self.late.items()
+                          if onset > t and (until is None or onset <= until)
+                          and (metrics is None or m in metrics))  # type: ignore[operator]
+
+    PLAYBOOKS["widen"] = Pb("widen", (St("restart"),))
+    try:
+        for metric, fails in (("http.server.request.rate", False),
+                              ("http.server.duration.mean", True)):
+            w = make_world(tmp_path / metric, Live())
+            rate = Signal("rate@1", "inv|r", "inv", "http.server.request.rate", "robust_z",
+                          1.0, "up", 999.0, 999.0, 40.0, 10.0)
+            latency = Signal("lat@1", "inv|l", "inv", "http.server.duration.mean", "robust_z",
+                             1.0, "up", 999.0, 999.0, 0.3, 0.03)
+            inc = _symptomatic(w, "inv", rate)
+            inc.diagnoses[0] = Diagnosis(
+                "d-inv", "Overload", "inv", "r",
+                ({"id": "rate@1", "type": "signal"}, {"id": "lat@1", "type": "signal"}),
+                999.0, 999.0)
+            w.book.add_signals(inc, [latency])
+            inc.decision = Decision(inc.id, Candidate("widen", "inv", 1.0, 0.9, "low", 1, 1.0,
+                                                      True, "ok"), (), "chosen")
+            w.flow.start(inc, w.clock.now())
+            w.flow.tick(w.clock.now())
+            w.flow.wait_idle()
+            # the new instance's own series opens a signal just after the repair and stays
+            w.live.late["new@2"] = (metric, w.clock.now() + 0.5)
+            w.live.seen["inv"] = w.clock.advance(1.0)
+            for _ in range(10):
+                w.flow.tick(w.clock.advance(1.0))
+            assert inc.status is (Status.FAILED if fails else Status.RESOLVED), metric
+            assert inc.outcome is not None
+            assert ("regression after the repair: new@2" in inc.outcome.reason) is fails
+            w.flow.close()
+    finally:
+        del PLAYBOOKS["widen"]
