@@ -201,23 +201,35 @@ def am_signal(node: str, metric: str, t: float, *, active: bool = True) -> Signa
                   "alertmanager", 0.95, "up", t, t, 1.0, 0.0, active)
 
 
-def test_a_side_effect_that_lasts_after_the_repair_fails_it(world: tuple) -> None:  # type: ignore[type-arg]
+def restarted_with_a_new_caller_alert(world: tuple) -> tuple[str, float]:  # type: ignore[type-arg]
+    """Inventory crashed and was restarted; it reports again, and an alert on its caller
+    opens just after the repair. Return the incident id and the alert's onset."""
     pipe, series, supervisor, clock, store = world
-    nodes = ["gateway", "checkout", "inventory"]
-    crash_inventory_and_restart(pipe, series, clock, nodes)
+    crash_inventory_and_restart(pipe, series, clock, NODES)
     assert supervisor.restarted == ["inventory"]
     [inc] = records.list_incidents(store, None, 10)
-    # inventory is back, but its caller starts failing after the restart, and keeps failing
-    healthy_tick(series, clock, nodes, 0)
-    pipe.submit(signals=[am_signal("gateway", "http.server.error.ratio", clock.now())])
+    healthy_tick(series, clock, NODES, 0)
+    t = clock.now()
+    pipe.submit(signals=[am_signal("gateway", "http.server.error.ratio", t)])
     pipe.tick()
-    assert records.incident_detail(store, inc["id"])["status"] == "verifying", (
+    return str(inc["id"]), t
+
+
+NODES = ["gateway", "checkout", "inventory"]
+
+
+def test_a_side_effect_that_lasts_after_the_repair_fails_it(world: tuple) -> None:  # type: ignore[type-arg]
+    pipe, series, _supervisor, clock, store = world
+    nodes = NODES
+    # inventory is back, but its caller starts failing after the restart, and keeps failing
+    iid, _ = restarted_with_a_new_caller_alert(world)
+    assert records.incident_detail(store, iid)["status"] == "verifying", (
         "a young signal holds verification back")
     for k in range(8):
         healthy_tick(series, clock, nodes, k)
         pipe.tick()
         pipe.wait_idle()
-    detail = records.incident_detail(store, inc["id"])
+    detail = records.incident_detail(store, iid)
     assert detail["status"] == Status.FAILED.value
     assert detail["outcome"]["succeeded"] is False
     assert "regression after the repair: am:gateway|http.server.error.ratio" in (
@@ -225,22 +237,16 @@ def test_a_side_effect_that_lasts_after_the_repair_fails_it(world: tuple) -> Non
 
 
 def test_a_blip_of_the_callers_while_a_restart_comes_back_is_no_regression(world: tuple) -> None:  # type: ignore[type-arg]
-    pipe, series, supervisor, clock, store = world
-    nodes = ["gateway", "checkout", "inventory"]
-    crash_inventory_and_restart(pipe, series, clock, nodes)
-    assert supervisor.restarted == ["inventory"]
-    [inc] = records.list_incidents(store, None, 10)
-    healthy_tick(series, clock, nodes, 0)
-    t = clock.now()
-    pipe.submit(signals=[am_signal("gateway", "http.server.error.ratio", t)])
-    pipe.tick()
+    pipe, series, _supervisor, clock, store = world
+    nodes = NODES
+    iid, t = restarted_with_a_new_caller_alert(world)
     healthy_tick(series, clock, nodes, 1)
     pipe.submit(signals=[am_signal("gateway", "http.server.error.ratio", t, active=False)])
     pipe.tick()
     for k in range(3):
         healthy_tick(series, clock, nodes, k)
         pipe.tick()
-    detail = records.incident_detail(store, inc["id"])
+    detail = records.incident_detail(store, iid)
     assert detail["status"] == "resolved", detail["outcome"]
     assert detail["outcome"]["succeeded"] is True
 
