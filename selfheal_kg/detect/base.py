@@ -44,15 +44,29 @@ class Detector(Protocol):
         """Score ``values[i]`` of ``series[i]`` at time ``t``, then learn from it."""
         ...
 
+    def forget(self, series: str) -> None:
+        """Drop what was learnt of ``series``: if it comes back, it starts a new baseline."""
+        ...
+
 
 class SeriesIndex:
-    """Map series ids to rows of per-series state arrays, growing them on demand."""
+    """Map series ids to rows of per-series state arrays, growing them on demand.
+
+    ``len`` is the number of rows handed out (the size the state arrays must have). A
+    forgotten series gets a fresh row if it comes back, so its state starts anew (the
+    arrays' fill values); rows are never reused.
+    """
 
     def __init__(self) -> None:
         self._rows: dict[str, int] = {}
+        self._next = 0
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return self._next
+
+    def forget(self, series: str) -> bool:
+        """Forget the row of ``series``; return whether it was known."""
+        return self._rows.pop(series, None) is not None
 
     def known(self) -> Mapping[str, int]:
         """Return the series ids seen so far, with their rows (read-only view)."""
@@ -65,7 +79,8 @@ class SeriesIndex:
         for i, s in enumerate(series):
             row = rows.get(s)
             if row is None:
-                row = rows[s] = len(rows)
+                row = rows[s] = self._next
+                self._next += 1
             out[i] = row
         return out
 

@@ -62,6 +62,10 @@ class Cusum:
         self._hi: FloatArray = np.zeros(0)
         self._lo: FloatArray = np.zeros(0)
 
+    def forget(self, series: str) -> None:
+        """Drop the history of ``series``: if it comes back, it warms up again."""
+        self._rings.index.forget(series)
+
     def update(self, t: float, series: Sequence[str], values: FloatArray) -> Scores:
         """Score each value by its CUSUM against the series' baseline, then learn from it."""
         vals = as_values(values, len(series))

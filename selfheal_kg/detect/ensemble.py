@@ -91,6 +91,11 @@ class Ensemble:
             raise ValueError(f"unknown fusion {fusion!r} (known: max, noisy_or)")
         self.fusion: Fusion = fusion
 
+    def forget(self, series: str) -> None:
+        """Make every member forget ``series``."""
+        for det in self.members.values():
+            det.forget(series)
+
     def update(self, t: float, series: Sequence[str], values: FloatArray) -> EnsembleScores:
         """Update every member; return the fused scores with each member's contribution."""
         vals = as_values(values, len(series))

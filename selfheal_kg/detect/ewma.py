@@ -53,6 +53,10 @@ class Ewma:
         self._var: FloatArray = np.zeros(0)
         self._count = np.zeros(0, dtype=np.intp)
 
+    def forget(self, series: str) -> None:
+        """Drop the baseline of ``series``: if it comes back, it warms up again."""
+        self._index.forget(series)
+
     def update(self, t: float, series: Sequence[str], values: FloatArray) -> Scores:
         """Score each value against its series' EWMA state, then fold it in."""
         vals = as_values(values, len(series))

@@ -84,6 +84,10 @@ class RobustZ:
         self._pos = np.zeros(0, dtype=np.intp)
         self._count = np.zeros(0, dtype=np.intp)
 
+    def forget(self, series: str) -> None:
+        """Drop the baseline of ``series``: if it comes back, it warms up again."""
+        self._index.forget(series)
+
     def update(self, t: float, series: Sequence[str], values: FloatArray) -> Scores:
         """Score each value against its series' window, then push it into the window."""
         vals = as_values(values, len(series))

@@ -82,6 +82,12 @@ class Seasonal:
         self._scale: FloatArray = np.zeros(0)
         self._count = np.zeros(0, dtype=np.intp)
 
+    def forget(self, series: str) -> None:
+        """Drop the profile of ``series`` (and its fallback's window): it warms up again."""
+        self._index.forget(series)
+        if self._fallback is not None:
+            self._fallback.forget(series)
+
     def update(self, t: float, series: Sequence[str], values: FloatArray) -> Scores:
         """Score each value against its series' profile at this phase, then learn from it."""
         vals = as_values(values, len(series))

@@ -6,7 +6,10 @@ the time to exhaustion, with a tracker of its own.
 
 A series that goes silent (no point for ``silent_after`` seconds: an instance replaced by a
 new one, a scaled-in replica, a stream that stopped) cannot clear its signal by itself: its
-open signals are closed, so nothing waits on a measurement that will never come.
+open signals are closed, so nothing waits on a measurement that will never come. The
+detectors forget it too: if the same series comes back (a retired instance's name given to a
+new one by a later scale-out, a service back after a long outage), it learns a new baseline
+instead of being judged against a level from before it went away.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ class DetectorLike(Protocol):
     name: str
 
     def update(self, t: float, series: Sequence[str], values: np.ndarray) -> Scores: ...
+
+    def forget(self, series: str) -> None: ...
 
 
 class TrackerLike(Protocol):
@@ -86,6 +91,9 @@ class DetectStage:
         out: list[Signal] = []
         for series in gone:
             del self._last[series]
+            for det in (self.detector, self.trend):
+                if det is not None:
+                    det.forget(series)
             for tracker in (self.tracker, self.trend_tracker):
                 closed = tracker.close(series)
                 if closed is not None:

@@ -79,6 +79,10 @@ class Threshold:
         self._slots = 0
         self._burn: _BurnWindows | None = None
 
+    def forget(self, series: str) -> None:
+        """Drop the baseline of ``series``: if it comes back, it warms up again."""
+        self._index.forget(series)
+
     def update(self, t: float, series: Sequence[str], values: FloatArray) -> Scores:
         """Score each value against its bounds and its series' burn rates."""
         vals = as_values(values, len(series))

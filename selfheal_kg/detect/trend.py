@@ -80,6 +80,10 @@ class Trend:
         self._cap: FloatArray = np.zeros(0)
         self._tte: FloatArray = np.zeros(0)
 
+    def forget(self, series: str) -> None:
+        """Drop the history of ``series``: if it comes back, it warms up again."""
+        self._rings.index.forget(series)
+
     def update(self, t: float, series: Sequence[str], values: FloatArray) -> Scores:
         """Push each value, then score its series by how soon it reaches capacity."""
         vals = as_values(values, len(series))

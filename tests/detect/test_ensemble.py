@@ -44,6 +44,9 @@ def test_noisy_or_adds_up_agreeing_members() -> None:
         def __init__(self, name: str, value: float) -> None:
             self.name, self.value = name, value
 
+        def forget(self, series: str) -> None:
+            pass
+
         def update(self, t: float, series: list[str], values: np.ndarray) -> EnsembleScores:
             n = len(series)
             return EnsembleScores(np.full(n, self.value), np.ones(n, dtype=np.int8),

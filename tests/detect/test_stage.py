@@ -6,6 +6,7 @@ import numpy as np
 
 from selfheal_kg.detect.base import Scores
 from selfheal_kg.detect.hysteresis import SignalTracker
+from selfheal_kg.detect.robust_z import RobustZ
 from selfheal_kg.detect.stage import DetectStage
 from selfheal_kg.model import DerivedPoint, Signal
 
@@ -17,6 +18,10 @@ class Recording:
 
     def __init__(self) -> None:
         self.seen: list[list[str]] = []
+        self.forgotten: list[str] = []
+
+    def forget(self, series: str) -> None:
+        self.forgotten.append(series)
 
     def update(self, t: float, series: Sequence[str], values: np.ndarray) -> Scores:
         self.seen.append(list(series))
@@ -44,6 +49,9 @@ class Alarmed:
 
     name = "alarmed"
 
+    def forget(self, series: str) -> None:
+        pass
+
     def update(self, t: float, series: Sequence[str], values: np.ndarray) -> Scores:
         n = len(series)
         return Scores(np.ones(n), np.ones(n, dtype=np.int8), np.zeros(n))
@@ -66,3 +74,34 @@ def test_a_signal_of_a_series_gone_silent_is_closed() -> None:
     assert [(s.series, s.active) for s in cleared] == [("co|http.server.error.ratio|co-2", False)]
     _, cleared = stage.run([], t + 60.0)
     assert cleared == []  # closed once
+
+
+def test_a_series_back_after_going_silent_learns_a_new_baseline() -> None:
+    """A retired instance's name given to a new instance later starts from nothing."""
+    stage = DetectStage(RobustZ(), SignalTracker(), silent_after=30.0)
+    key = "co|http.server.request.rate|co-3"
+    t, opened = 0.0, []
+    for k in range(30):  # the first co-3 serves a small share
+        t += 1.0
+        got, _ = stage.run([DerivedPoint(key, "co", "http.server.request.rate", t,
+                                         6.0 + 0.1 * (k % 3))], t)
+        opened += got
+    assert opened == []
+    stage.run([], t + 31.0)  # retired: silent for longer than silent_after
+    t += 60.0
+    for k in range(30):  # a new co-3, under a heavier load, takes four times that share
+        t += 1.0
+        got, _ = stage.run([DerivedPoint(key, "co", "http.server.request.rate", t,
+                                         24.0 + 0.1 * (k % 3))], t)
+        opened += got
+    assert opened == [], "judged against the level of the instance that went away"
+
+
+def test_silent_series_are_forgotten_by_the_detectors() -> None:
+    main, trend = Recording(), Recording()
+    stage = DetectStage(main, SignalTracker(), trend, silent_after=30.0)
+    stage.run([DerivedPoint("a|mem", "a", "process.memory.utilization", 1.0, 0.4)], 1.0)
+    stage.run([], 20.0)
+    assert main.forgotten == trend.forgotten == []
+    stage.run([], 32.0)
+    assert main.forgotten == trend.forgotten == ["a|mem"]
