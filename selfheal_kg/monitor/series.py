@@ -6,11 +6,19 @@ its last point (:mod:`selfheal_kg.monitor.streams`), each derived series a ring 
 values (:mod:`selfheal_kg.monitor.derive` says which series a metric yields). The points of
 each metric are walked by :mod:`selfheal_kg.monitor.walker`.
 
-A node that runs as several instances (distinct ``service.instance.id`` exporting within
-``INSTANCE_WINDOW`` seconds) gets one series per instance (``node|metric|instance``), each
-instance's exports being a separate measurement: interleaving them in one series would make
-a series that jumps between instances (one failing, one fine), which no detector can read.
-Signals still name the node, so rules, root cause analysis and verification see the node.
+A node that runs as several instances side by side (distinct ``service.instance.id`` whose
+exports overlap in time within ``INSTANCE_WINDOW`` seconds) gets one series per instance
+(``node|metric|instance``), each instance's exports being a separate measurement: interleaving
+them in one series would make a series that jumps between instances (one failing, one fine),
+which no detector can read. Signals still name the node, so rules, root cause analysis and
+verification see the node.
+
+An instance that *replaces* another (a restarted process with a new SDK instance id: the old
+one stopped exporting before the new one started) continues the node's series: verification
+after a restart compares the new process with the baseline from before the fault, and the
+old process's series is not left behind holding its signal. A node's second instance is taken
+for a replacement until the two have both exported after the second one started; from then
+on (and at once for a node already running several) each has its own series.
 """
 
 from __future__ import annotations
@@ -83,8 +91,8 @@ class SeriesStore:
         self._series: dict[str, Ring] = {}
         self._pending: deque[DerivedPoint] = deque(maxlen=max_pending)
         self._last_seen: dict[str, float] = {}
-        # node → instance id → when it last exported
-        self._instances: dict[str, dict[str, float]] = {}
+        # node → instance id → [first, last] export received
+        self._instances: dict[str, dict[str, list[float]]] = {}
         self._bounds = points.BoundsCache()
         self._keys = KeyCache()
         self._last_sweep = -math.inf
@@ -128,12 +136,13 @@ class SeriesStore:
         for node, ids in exported.items():
             seen = self._instances.setdefault(node, {})
             for i in ids:
-                seen[i] = now
-            for i in [i for i, t in seen.items() if now - t > INSTANCE_WINDOW]:
+                span = seen.setdefault(i, [now, now])
+                span[1] = now
+            for i in [i for i, (_, last) in seen.items() if now - last > INSTANCE_WINDOW]:
                 del seen[i]
             while len(seen) > _MAX_INSTANCES:  # bounded, whatever a client claims
-                del seen[min(seen, key=seen.__getitem__)]
-            if len(seen) > 1 and len(ids) == 1:
+                del seen[min(seen, key=lambda i: seen[i][1])]
+            if len(ids) == 1 and _side_by_side(seen):
                 out[node] = next(iter(ids))
         return out
 
@@ -239,7 +248,8 @@ class SeriesStore:
             for key in [k for k, (_, seen) in self._origins.items() if seen < horizon]:
                 del self._origins[key]
             for node in [n for n, ids in self._instances.items()
-                         if max(ids.values(), default=-math.inf) < horizon]:
+                         if max((last for _, last in ids.values()), default=-math.inf)
+                         < horizon]:
                 del self._instances[node]
         return len(self._streams) < self._max_streams
 
@@ -250,3 +260,20 @@ def _mean_in(ring: Ring, start: float, end: float) -> float | None:
     inside = values[(times >= start) & (times < end)]
     inside = inside[np.isfinite(inside)]
     return float(inside.mean()) if inside.size else None
+
+
+def _side_by_side(spans: dict[str, list[float]]) -> bool:
+    """Whether two of the instances exported after the other had started (both running).
+
+    A restarted process's new instance starts after its predecessor's last export: one after
+    the other, not side by side.
+    """
+    if len(spans) < 2:
+        return False
+    firsts = sorted((first, last) for first, last in spans.values())
+    latest_last = firsts[0][1]
+    for first, last in firsts[1:]:
+        if latest_last >= first:
+            return True
+        latest_last = max(latest_last, last)
+    return False

@@ -411,19 +411,39 @@ def test_instances_of_one_node_get_a_series_each(store: SeriesStore) -> None:
     store.ingest_metrics(_request(_gauge(0.0, 100), service="checkout",
                                   **{"service.instance.id": "checkout"}), 1)
     assert _by_series(store) == {"checkout|cpu": [0.0]}
-    # a second instance exports: from now on each instance's exports are their own series,
-    # not one series jumping between a failing and a healthy instance
+    # a second instance exports: it may be the first one's replacement, until the first one
+    # exports again; from then on each instance's exports are their own series, not one
+    # series jumping between a failing and a healthy instance
     for t in (2, 3):
         store.ingest_metrics(_request(_gauge(1.0, 100 + t), service="checkout",
                                       **{"service.instance.id": "checkout-2"}), t)
         store.ingest_metrics(_request(_gauge(0.0, 100 + t), service="checkout",
                                       **{"service.instance.id": "checkout"}), t)
-    assert _by_series(store) == {"checkout|cpu|checkout-2": [1.0, 1.0],
+    assert _by_series(store) == {"checkout|cpu": [1.0],
+                                 "checkout|cpu|checkout-2": [1.0],
                                  "checkout|cpu|checkout": [0.0, 0.0]}
+    # a third joins a node already running several: its own series from its first export
+    store.ingest_metrics(_request(_gauge(2.0, 104), service="checkout",
+                                  **{"service.instance.id": "checkout-3"}), 4)
+    assert _by_series(store) == {"checkout|cpu|checkout-3": [2.0]}
     # the second instance gone for longer than the window: one series for the node again
     store.ingest_metrics(_request(_gauge(0.0, 200), service="checkout",
                                   **{"service.instance.id": "checkout"}), 100)
     assert _by_series(store) == {"checkout|cpu": [0.0]}
+
+
+def test_a_restarted_process_with_a_new_instance_id_continues_the_node_series(
+    store: SeriesStore,
+) -> None:
+    """An SDK gives each process a new instance id: a restart is a replacement, not a
+    second instance, so the detectors compare it with the baseline from before."""
+    for t in (1, 2, 3):
+        store.ingest_metrics(_request(_gauge(0.5, 100 + t), service="inventory",
+                                      **{"service.instance.id": "a1f3"}), t)
+    for t in (5, 6, 7):  # the old process stopped at 3; its successor exports from 5
+        store.ingest_metrics(_request(_gauge(0.1, 100 + t), service="inventory",
+                                      **{"service.instance.id": "9c02"}), t)
+    assert {p.series for p in store.drain()} == {"inventory|cpu"}
 
 
 def test_the_level_of_a_node_sums_its_instances_means_over_the_window(
