@@ -175,6 +175,9 @@ class ReplicaScaler:
         if replicas.count() < want or "members" not in state:
             done += replicas.scale_to(want)
         what = ", ".join(done) or "as it was"
+        if "members" in state:  # the members it had; a drained one (weight 0) counts too
+            return ActionReport(True, f"{target}: back to its members {sorted(replicas.members())}"
+                                      f" ({what})")
         return ActionReport(True, f"{target}: back to {want} replicas ({what})")
 
     def _drain_choice(
