@@ -117,14 +117,7 @@ def test_crash_of_a_leaf_is_healed_at_the_leaf(world: tuple) -> None:  # type: i
         healthy_tick(series, clock, nodes, k)
         assert not pipe.tick().diagnoses, "false positive on a steady system"
 
-    # inventory dies: it goes silent, its callers start failing
-    for _ in range(8):
-        t = clock.advance(1.0)
-        for node in ["gateway", "checkout"]:
-            series.emit(t, node, "http.server.request.rate", 20.0)
-            series.emit(t, node, "http.server.error.ratio", 1.0)
-        pipe.tick()
-        pipe.wait_idle()
+    inventory_dies(pipe, series, clock)
 
     assert supervisor.restarted == ["inventory"]
     incidents = records.list_incidents(store, None, 10)
@@ -186,6 +179,11 @@ def crash_inventory_and_restart(
     for k in range(30):
         healthy_tick(series, clock, nodes, k)
         pipe.tick()
+    inventory_dies(pipe, series, clock)
+
+
+def inventory_dies(pipe: Pipeline, series: FakeSeries, clock: FakeClock) -> None:
+    """Inventory goes silent for 8 s while its callers fail every request."""
     for _ in range(8):
         t = clock.advance(1.0)
         for node in ["gateway", "checkout"]:

@@ -12,9 +12,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from selfheal_kg.act.journal import Entry, Journal, State, Verdict, reconcile, restore_incidents
-from selfheal_kg.act.release import Hold, ReleaseLike, recorded_holds
+from selfheal_kg.act.release import Hold, ReleaseLike
 from selfheal_kg.act.safety import Refusal
 from selfheal_kg.incident import Incident, Status
+from selfheal_kg.kg.records import recorded_holds
 from selfheal_kg.kg.store import KnowledgeStore
 from selfheal_kg.model import Outcome, StepResult
 

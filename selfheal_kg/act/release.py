@@ -37,9 +37,6 @@ from selfheal_kg.act.heal import Healer
 from selfheal_kg.act.safety import Refusal, SafetyGate
 from selfheal_kg.incident import Incident, IncidentBook
 from selfheal_kg.kg import history
-from selfheal_kg.kg.namespaces import INCIDENTS_GRAPH, SPARQL_PREFIXES
-from selfheal_kg.kg.records import epoch, local_name
-from selfheal_kg.kg.store import KnowledgeStore
 from selfheal_kg.model import StepResult
 
 #: seconds the current level is averaged over
@@ -233,52 +230,4 @@ class Releases:
     def pending(self, target: str | None = None) -> list[Hold]:
         """Return the holds not yet released (of ``target``, when given)."""
         return [h for h in self.holds if target is None or h.target == target]
-
-
-@dataclass(frozen=True, slots=True)
-class HeldRecord:
-    """A hold as the incident record keeps it: held, never released."""
-
-    incident: str
-    pattern: str
-    node: str
-    opened: float
-    playbook: str
-    target: str
-    metric: str
-    before: float
-    threshold: float
-    stable_seconds: float
-    since: float
-
-
-def recorded_holds(store: KnowledgeStore) -> list[HeldRecord]:
-    """Return the holds recorded in the incidents graph and not released, oldest first."""
-    res = store.query(SPARQL_PREFIXES + f"""
-SELECT ?id ?pattern ?node ?opened ?playbook ?target ?metric ?before ?threshold ?stable ?since
-WHERE {{
-  GRAPH <{INCIDENTS_GRAPH}> {{
-    ?inc a shk:Incident ; shk:incidentId ?id ; shk:openedAt ?opened ; shk:affects ?node ;
-         shk:matchesPattern ?pattern ; shk:hasDecision ?d ; shk:hasRelease ?r .
-    ?d shk:chosePlaybook ?playbook .
-    ?r shk:target ?target ; shk:metric ?metric ; shk:levelBefore ?before ;
-       shk:threshold ?threshold ; shk:stableSeconds ?stable ; shk:heldSince ?since .
-    FILTER NOT EXISTS {{ ?r shk:releasedAt ?released }}
-  }}
-}} ORDER BY ?since ?id""")
-    seen: set[str] = set()
-    out: list[HeldRecord] = []
-    for row in res.dicts():  # type: ignore[union-attr]
-        iid = str(row["id"])
-        if iid in seen:  # one row per affected node
-            continue
-        seen.add(iid)
-        out.append(HeldRecord(
-            incident=iid, pattern=local_name(row["pattern"]), node=local_name(row["node"]),
-            opened=epoch(row["opened"]), playbook=local_name(row["playbook"]),
-            target=local_name(row["target"]), metric=str(row["metric"]),
-            before=float(str(row["before"])), threshold=float(str(row["threshold"])),
-            stable_seconds=float(str(row["stable"])), since=epoch(row["since"]),
-        ))
-    return out
 

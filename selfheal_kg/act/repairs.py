@@ -380,11 +380,12 @@ class RepairFlow:
             if mitigation and remaining:
                 detail += (f"; mitigated, the cause remains: {len(remaining)} symptom(s) still"
                            f" active ({', '.join(inc.signals[s].metric for s in remaining)})")
-            outcome = Outcome(inc.id, True, now, f"verified: {detail}")
-            self.close_incident(inc, outcome, now, Status.RESOLVED)
+            # held before the outcome goes out: whoever sees the outcome sees the hold too
             release: ReleaseLike | None = getattr(pb, "release", None)
             if release is not None:
                 self.releases.hold(inc, target, release, now)
+            outcome = Outcome(inc.id, True, now, f"verified: {detail}")
+            self.close_incident(inc, outcome, now, Status.RESOLVED)
         elif verdict.expired or verdict.regressed:
             self._release(inc, success=False)
             if pb is not None and pb.rollback:

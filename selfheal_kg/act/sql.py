@@ -198,13 +198,12 @@ class SqlExecutor:
             raise UnsafeParameter(action, target, f"unknown query {values['query']!r}")
         if action == "sql_explain":
             return values
-        if action == "create_index":
-            by_plan, by_name = "query" in values, {"table", "column"} & set(values)
-            if by_plan == bool(by_name) or (not by_plan and len(by_name) < 2):
-                raise UnsafeParameter(action, target,
-                                      "give either 'query' or both 'table' and 'column'")
-        elif "table" not in values:
-            raise UnsafeParameter(action, target, "missing required parameter 'table'")
+        # create_index: by ``query`` alone, or by both ``table`` and ``column``
+        named = {"table", "column"} & set(values)
+        wanted = set() if "query" in values else {"table", "column"}
+        if action == "create_index" and named != wanted:
+            raise UnsafeParameter(action, target,
+                                  "give either 'query' or both 'table' and 'column'")
         for key in ("table", "column", "index"):
             if key in values:
                 check_identifier(action, target, key, values[key])

@@ -74,8 +74,6 @@ PERSISTS = frozenset({"overload", "pool-exhaustion"})
 # how long the show waits for a temporary repair to be put back once the fault is gone
 # (the playbooks' 30 s of calm, the 10 s the level is averaged over, draining the instances)
 RELEASE_TIMEOUT = 90.0
-# seconds to wait for the hold of a verified temporary repair to be taken
-HOLD_WAIT = 3.0
 # every fault of the issue, in an order that never hits one target twice in a row (each
 # target's action budget and backoff stay well clear; see docs/demo.md)
 DEFAULT_FAULTS = (
@@ -387,27 +385,17 @@ def _one_fault(
     _clean_up(shop, injected, run)
     if name in PERSISTS:
         console.print(f"[dim]the fault on {target} was reverted (a repair works around it)[/dim]")
-    _await_release(runtime, run, console)
+    _await_release(runtime, target, console)
     narrator.run = None
     return run
 
 
-def _wait(pred: Callable[[], bool], timeout: float) -> bool:
-    """Poll ``pred`` every 0.1 s for up to ``timeout`` seconds; return its last answer."""
-    deadline = time.monotonic() + timeout
-    while not pred() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return pred()
+def _await_release(runtime: Runtime, target: str, console: Console) -> None:
+    """Wait while a temporary repair of ``target`` is held (selfheal puts it back itself).
 
-
-def _await_release(runtime: Runtime, run: FaultRun, console: Console) -> None:
-    """Wait while a temporary repair of the run's target is held (selfheal puts it back)."""
+    A verified repair's hold is taken before its outcome is sent, so it is pending here.
+    """
     releases = runtime.pipeline.repairs.releases
-    target = run.target
-    pb = runtime.pipeline.knowledge.playbooks().get(run.playbook or "")
-    if run.outcome is not None and run.outcome.success and getattr(pb, "release", None):
-        # the hold is taken just after the outcome is recorded
-        _wait(lambda: bool(releases.pending(target)), HOLD_WAIT)
     if not releases.pending(target):
         return
     console.print(f"[dim]waiting for selfheal to put back the temporary repair of {target}[/dim]")

@@ -5,6 +5,7 @@ Incident ids reach a query only as minted IRIs (percent-encoded), never spliced 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -148,3 +149,52 @@ WHERE {{ <{inc}> shk:hasOutcome ?o . ?o shk:succeeded ?succeeded ; shk:reason ?r
 
 
 __all__ = ["SHK", "incident_detail", "list_incidents", "set_status"]
+
+
+@dataclass(frozen=True, slots=True)
+class HeldRecord:
+    """A hold as the incident record keeps it: held, never released."""
+
+    incident: str
+    pattern: str
+    node: str
+    opened: float
+    playbook: str
+    target: str
+    metric: str
+    before: float
+    threshold: float
+    stable_seconds: float
+    since: float
+
+
+def recorded_holds(store: KnowledgeStore) -> list[HeldRecord]:
+    """Return the holds recorded in the incidents graph and not released, oldest first."""
+    rows = _select(store, f"""
+SELECT ?id ?pattern ?node ?opened ?playbook ?target ?metric ?before ?threshold ?stable ?since
+WHERE {{
+  GRAPH <{INCIDENTS_GRAPH}> {{
+    ?inc a shk:Incident ; shk:incidentId ?id ; shk:openedAt ?opened ; shk:affects ?node ;
+         shk:matchesPattern ?pattern ; shk:hasDecision ?d ; shk:hasRelease ?r .
+    ?d shk:chosePlaybook ?playbook .
+    ?r shk:target ?target ; shk:metric ?metric ; shk:levelBefore ?before ;
+       shk:threshold ?threshold ; shk:stableSeconds ?stable ; shk:heldSince ?since .
+    FILTER NOT EXISTS {{ ?r shk:releasedAt ?released }}
+  }}
+}} ORDER BY ?since ?id""")
+    seen: set[str] = set()
+    out: list[HeldRecord] = []
+    for row in rows:
+        iid = str(row["id"])
+        if iid in seen:  # one row per affected node
+            continue
+        seen.add(iid)
+        out.append(HeldRecord(
+            incident=iid, pattern=local_name(row["pattern"]), node=local_name(row["node"]),
+            opened=epoch(row["opened"]), playbook=local_name(row["playbook"]),
+            target=local_name(row["target"]), metric=str(row["metric"]),
+            before=float(str(row["before"])), threshold=float(str(row["threshold"])),
+            stable_seconds=float(str(row["stable"])), since=epoch(row["since"]),
+        ))
+    return out
+

@@ -272,6 +272,8 @@ def test_the_scale_out_is_put_back_once_the_load_has_stayed_low_for_the_stable_t
     assert [str(r["a"]) for r in phases] == ["restore:scale_out"]
     kinds = [k for k, _ in world.events]
     assert kinds.index("hold") < kinds.index("releasing") < kinds.index("release")
+    # whoever sees the outcome sees the hold already
+    assert kinds.index("hold") < kinds.index("outcome")
 
 
 def test_a_rise_of_the_load_starts_the_calm_again(world: World) -> None:

@@ -90,6 +90,7 @@ def test_an_index_suggested_by_the_plan_of_a_named_query_is_created_and_restored
 
 @pytest.mark.parametrize("params", [
     {"query": "orders-by-customer", "table": "orders", "column": "total"},
+    {"query": "orders-by-customer", "table": "orders"},
     {"table": "orders"},
     {},
 ])
